@@ -1,0 +1,146 @@
+//! `viva bench FILE.wav…`: for the same files in one run, the time of one plain whisper call per
+//! file (the floor: full 30 s window, no streaming), viva's end-to-end time over a real
+//! WebSocket with the audio sent as fast as possible, and the latency from `end_answer` to
+//! `answer` when the audio is sent in real time. Ratios are against the plain call.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::json;
+
+use crate::audio::{read_wav_mono_16k, to_i16};
+use crate::client::{create_session, StreamClient};
+use crate::config::{EngineSettings, Limits};
+use crate::http::{serve, AppState};
+use crate::transcribe::{load_whisper, Engine, TranscriberFactory, WhisperFactory};
+
+#[derive(Debug, Clone, Args)]
+pub struct BenchArgs {
+    #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+    pub model: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineSettings,
+    /// Skip the real-time pass (it takes as long as the audio).
+    #[arg(long)]
+    pub no_realtime: bool,
+    /// Chunk size the client sends, in ms of audio.
+    #[arg(long, default_value_t = 100)]
+    pub chunk_ms: u64,
+    pub files: Vec<PathBuf>,
+}
+
+struct Row {
+    name: String,
+    audio_s: f64,
+    plain_s: f64,
+    viva_s: f64,
+    latency_ms: Option<f64>,
+    plain_text: String,
+    viva_text: String,
+}
+
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(!args.files.is_empty(), "give at least one WAV file");
+    crate::models::validate_ggml(&args.model).with_context(|| format!("Refusing model {}", args.model.display()))?;
+    let context = {
+        let model = args.model.clone();
+        tokio::task::spawn_blocking(move || load_whisper(&model)).await??
+    };
+    let clips: Vec<(String, Vec<f32>)> = args
+        .files
+        .iter()
+        .map(|f| Ok((f.file_name().unwrap_or_default().to_string_lossy().into_owned(), read_wav_mono_16k(f)?)))
+        .collect::<anyhow::Result<_>>()?;
+
+    // 1. The floor: one plain whisper call per file on the full window.
+    let plain = {
+        let factory = WhisperFactory { context: context.clone(), threads: args.engine.threads_per_worker, trim_audio_ctx: false, initial_prompt: None };
+        let clips = clips.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(f64, String)>> {
+            let mut transcriber = factory.create()?;
+            clips
+                .iter()
+                .map(|(_, audio)| {
+                    let started = Instant::now();
+                    let pieces = transcriber.transcribe(audio)?;
+                    let text = pieces.into_iter().map(|p| p.text).collect::<Vec<_>>().join(" ");
+                    Ok((started.elapsed().as_secs_f64(), text))
+                })
+                .collect()
+        })
+        .await??
+    };
+
+    // 2 and 3. viva over a real WebSocket, on an in-process server with a scratch database.
+    let dir = tempfile::tempdir()?;
+    let store = crate::store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
+    let factory = WhisperFactory { context, threads: args.engine.threads_per_worker, trim_audio_ctx: args.engine.trim_audio_ctx, initial_prompt: None };
+    let engine = Engine::start(Arc::new(factory), &args.engine)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let address = listener.local_addr()?;
+    let state = AppState::new(store, engine, Limits::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state, async move {
+        let _ = stopped.await;
+    }));
+    let http = format!("http://{address}");
+    let ws = format!("ws://{address}");
+
+    let mut rows = Vec::new();
+    for ((name, audio), (plain_s, plain_text)) in clips.iter().zip(plain) {
+        let samples = to_i16(audio);
+        let (viva_s, _, viva_text) = stream_once(&http, &ws, &samples, args.chunk_ms, false).await?;
+        let latency_ms = if args.no_realtime {
+            None
+        } else {
+            Some(stream_once(&http, &ws, &samples, args.chunk_ms, true).await?.1 * 1000.0)
+        };
+        rows.push(Row { name: name.clone(), audio_s: audio.len() as f64 / 16_000.0, plain_s, viva_s, latency_ms, plain_text, viva_text });
+    }
+    let _ = stop.send(());
+    server.await??;
+    print_table(&rows);
+    Ok(())
+}
+
+/// Streams one answer; returns (seconds from connect to answer, seconds from end_answer to answer, transcript).
+async fn stream_once(http: &str, ws: &str, samples: &[i16], chunk_ms: u64, realtime: bool) -> anyhow::Result<(f64, f64, String)> {
+    let session = create_session(http, &json!({"questions": [{"text": "Benchmark answer."}]})).await?;
+    let started = Instant::now();
+    let mut client = StreamClient::connect(ws, &session).await?;
+    client.start_s16(16_000).await?;
+    client.recv_until("question", Duration::from_secs(10)).await?;
+    client.send_audio(samples, 16_000, chunk_ms, realtime).await?;
+    let ended = Instant::now();
+    client.send_json(json!({"type": "end_answer"})).await?;
+    let messages = client.recv_until("answer", Duration::from_secs(600)).await?;
+    let latency = ended.elapsed().as_secs_f64();
+    let total = started.elapsed().as_secs_f64();
+    let answer = messages.last().expect("recv_until returns the answer");
+    Ok((total, latency, answer["transcript"].as_str().unwrap_or_default().to_string()))
+}
+
+fn print_table(rows: &[Row]) {
+    println!("| file | audio s | plain whisper s | viva end-to-end s | viva / plain | end_answer→answer ms (real time) |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    for r in rows {
+        let latency = r.latency_ms.map(|l| format!("{l:.0}")).unwrap_or_else(|| "-".into());
+        println!("| {} | {:.1} | {:.3} | {:.3} | {:.2} | {} |", r.name, r.audio_s, r.plain_s, r.viva_s, r.viva_s / r.plain_s, latency);
+    }
+    let plain: f64 = rows.iter().map(|r| r.plain_s).sum();
+    let viva: f64 = rows.iter().map(|r| r.viva_s).sum();
+    let audio: f64 = rows.iter().map(|r| r.audio_s).sum();
+    println!("| **total** | {audio:.1} | {plain:.3} | {viva:.3} | {:.2} | |", viva / plain);
+    let mut latencies: Vec<f64> = rows.iter().filter_map(|r| r.latency_ms).collect();
+    if !latencies.is_empty() {
+        latencies.sort_by(f64::total_cmp);
+        println!("\nend_answer→answer in real time: median {:.0} ms, max {:.0} ms", latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+    }
+    println!("\ntranscripts (plain | viva):");
+    for r in rows {
+        println!("- {}\n  plain: {}\n  viva:  {}", r.name, r.plain_text, r.viva_text);
+    }
+}

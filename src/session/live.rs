@@ -1,0 +1,316 @@
+//! The live state of one answer: its audio, the segmenter, the segments so far and the clock.
+
+use crate::audio::{ms_to_samples, samples_to_ms, to_f32};
+use crate::protocol::{Answer, Segment};
+use crate::speech::{Segmenter, SegmenterConfig, Stretch};
+use crate::transcribe::TextPiece;
+
+use super::{compute_timing, speech_figures};
+
+/// Audio kept before and after a stretch when it is transcribed: voice detectors clip the
+/// soft start and end of words, whisper needs them.
+const PAD_BEFORE_SAMPLES: u64 = 16 * 200;
+const PAD_AFTER_SAMPLES: u64 = 16 * 300;
+/// A partial hypothesis is offered this often (ms of audio) while a stretch is open.
+const PARTIAL_EVERY_SAMPLES: u64 = 16 * 1000;
+
+/// A stretch of speech that produced text, for timing; ms from the question.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpokenStretch {
+    pub start_ms: u64,
+    pub end_ms: u64,
+    pub voiced_ms: u64,
+    pub longest_gap_ms: u64,
+}
+
+impl From<Stretch> for SpokenStretch {
+    fn from(s: Stretch) -> Self {
+        Self {
+            start_ms: samples_to_ms(s.start_sample),
+            end_ms: samples_to_ms(s.end_sample),
+            voiced_ms: samples_to_ms(s.voiced_samples),
+            longest_gap_ms: samples_to_ms(s.longest_gap_samples),
+        }
+    }
+}
+
+/// Audio to transcribe for one stretch (closed, or still open for a partial).
+#[derive(Debug, Clone)]
+pub struct StretchJob {
+    pub stretch: Stretch,
+    pub clip_start_sample: u64,
+    pub audio: Vec<f32>,
+}
+
+#[derive(Debug)]
+pub enum LiveEvent {
+    /// A stretch closed: transcribe it and hand the text to [`LiveAnswer::add_transcription`].
+    Transcribe(StretchJob),
+    TimeWarning { remaining_ms: u64 },
+    /// The time limit is reached: the answer must be finalised now; later audio is ignored.
+    LimitReached,
+}
+
+pub struct LiveAnswer {
+    pub index: usize,
+    pub asked_at_ms: u64,
+    question_limit_ms: Option<u64>,
+    limit_samples: u64,
+    warn_at_samples: u64,
+    warned: bool,
+    limit_reached: bool,
+    audio: Vec<f32>,
+    segmenter: Segmenter,
+    stored_samples: u64,
+    /// On a resumed answer, stretches ending at or before this were handled before the drop.
+    done_until_sample: u64,
+    segments: Vec<Segment>,
+    spoken: Vec<SpokenStretch>,
+    next_partial_at: u64,
+}
+
+impl LiveAnswer {
+    pub fn new(index: usize, asked_at_ms: u64, question_limit_ms: Option<u64>, max_answer_ms: u64, warning_ms: u64) -> Self {
+        let limit_ms = question_limit_ms.unwrap_or(max_answer_ms).min(max_answer_ms);
+        // Short limits get their warning half-way rather than before the question starts.
+        let warn_ms = if limit_ms > warning_ms * 2 { limit_ms - warning_ms } else { limit_ms / 2 };
+        Self {
+            index,
+            asked_at_ms,
+            question_limit_ms,
+            limit_samples: ms_to_samples(limit_ms),
+            warn_at_samples: ms_to_samples(warn_ms),
+            warned: false,
+            limit_reached: false,
+            audio: Vec::new(),
+            segmenter: Segmenter::new(SegmenterConfig::default()),
+            stored_samples: 0,
+            done_until_sample: 0,
+            segments: Vec::new(),
+            spoken: Vec::new(),
+            next_partial_at: PARTIAL_EVERY_SAMPLES,
+        }
+    }
+
+    /// Rebuilds an answer after a dropped stream from what the store holds, and returns the
+    /// stretches that still need transcribing. The voice detector is deterministic, so replaying
+    /// the stored audio rebuilds the same stretches; those that ended by the last stored segment
+    /// were handled before the drop and are not transcribed again.
+    pub fn resume(&mut self, stored_audio: &[i16], stored_segments: Vec<Segment>) -> Vec<LiveEvent> {
+        self.done_until_sample = stored_segments.last().map(|s| ms_to_samples(s.end_ms)).unwrap_or(0);
+        self.segments = stored_segments;
+        self.stored_samples = stored_audio.len() as u64;
+        self.warned = self.warn_at_samples <= self.stored_samples;
+        let replayed = self.push(&to_f32(stored_audio));
+        replayed.into_iter().filter(|e| matches!(e, LiveEvent::Transcribe(_) | LiveEvent::LimitReached)).collect()
+    }
+
+    /// Answer audio received so far, in ms.
+    pub fn audio_ms(&self) -> u64 {
+        samples_to_ms(self.audio.len() as u64)
+    }
+
+    pub fn limit_reached(&self) -> bool {
+        self.limit_reached
+    }
+
+    /// Takes 16 kHz samples of the answer; audio past the time limit is dropped.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<LiveEvent> {
+        let mut events = Vec::new();
+        if self.limit_reached {
+            return events;
+        }
+        let room = self.limit_samples.saturating_sub(self.audio.len() as u64) as usize;
+        let accepted = &samples[..samples.len().min(room)];
+        self.audio.extend_from_slice(accepted);
+        for stretch in self.segmenter.push(accepted) {
+            self.on_closed(stretch, &mut events);
+        }
+        let len = self.audio.len() as u64;
+        if !self.warned && len >= self.warn_at_samples {
+            self.warned = true;
+            events.push(LiveEvent::TimeWarning { remaining_ms: samples_to_ms(self.limit_samples - len) });
+        }
+        if len >= self.limit_samples {
+            self.limit_reached = true;
+            events.push(LiveEvent::LimitReached);
+        }
+        events
+    }
+
+    /// The candidate has finished: closes the stretch still open.
+    pub fn finish(&mut self) -> Vec<LiveEvent> {
+        let mut events = Vec::new();
+        if let Some(stretch) = self.segmenter.finish() {
+            self.on_closed(stretch, &mut events);
+        }
+        events
+    }
+
+    fn on_closed(&mut self, stretch: Stretch, events: &mut Vec<LiveEvent>) {
+        if stretch.end_sample <= self.done_until_sample {
+            // Handled before a reconnect; it counts for timing if it produced a stored segment.
+            let spoken = SpokenStretch::from(stretch);
+            if self.segments.iter().any(|s| s.start_ms >= spoken.start_ms && s.start_ms <= spoken.end_ms) {
+                self.spoken.push(spoken);
+            }
+            return;
+        }
+        events.push(LiveEvent::Transcribe(self.job_for(stretch)));
+    }
+
+    fn job_for(&self, stretch: Stretch) -> StretchJob {
+        let len = self.audio.len() as u64;
+        let clip_start = stretch.start_sample.saturating_sub(PAD_BEFORE_SAMPLES);
+        let clip_end = (stretch.end_sample + PAD_AFTER_SAMPLES).min(len);
+        StretchJob { stretch, clip_start_sample: clip_start, audio: self.audio[clip_start as usize..clip_end as usize].to_vec() }
+    }
+
+    /// A partial job for the stretch still open, about once a second of audio.
+    pub fn partial_job(&mut self) -> Option<StretchJob> {
+        let open = self.segmenter.open_stretch()?;
+        let len = self.audio.len() as u64;
+        if len < self.next_partial_at {
+            return None;
+        }
+        self.next_partial_at = len + PARTIAL_EVERY_SAMPLES;
+        Some(self.job_for(open))
+    }
+
+    /// Whether a partial job's stretch is still the one open (else its text is stale).
+    pub fn partial_is_current(&self, job: &StretchJob) -> bool {
+        self.segmenter.open_stretch().is_some_and(|s| s.start_sample == job.stretch.start_sample)
+    }
+
+    /// Turns whisper's pieces for a closed stretch into final segments, in order, never
+    /// overlapping what came before. Returns the new segments (with their sequence numbers).
+    pub fn add_transcription(&mut self, job: &StretchJob, pieces: Vec<TextPiece>) -> Vec<(usize, Segment)> {
+        let segments = self.place_pieces(job, pieces);
+        if !segments.is_empty() {
+            self.spoken.push(SpokenStretch::from(job.stretch));
+        }
+        segments
+            .into_iter()
+            .map(|segment| {
+                self.segments.push(segment.clone());
+                (self.segments.len() - 1, segment)
+            })
+            .collect()
+    }
+
+    /// Maps piece times (relative to the clip) onto the answer's clock, inside the stretch.
+    pub fn place_pieces(&self, job: &StretchJob, pieces: Vec<TextPiece>) -> Vec<Segment> {
+        let stretch_start = samples_to_ms(job.stretch.start_sample);
+        let stretch_end = samples_to_ms(job.stretch.end_sample);
+        let clip_start = samples_to_ms(job.clip_start_sample);
+        let mut floor = self.segments.last().map(|s| s.end_ms).unwrap_or(0).max(stretch_start);
+        let count = pieces.len();
+        let mut out = Vec::with_capacity(count);
+        for (i, piece) in pieces.into_iter().enumerate() {
+            let start = if i == 0 { stretch_start } else { clip_start + piece.start_ms };
+            let end = if i + 1 == count { stretch_end } else { clip_start + piece.end_ms };
+            let start = start.clamp(floor, stretch_end);
+            let end = end.clamp(start, stretch_end);
+            floor = end;
+            out.push(Segment { text: piece.text, start_ms: start, end_ms: end });
+        }
+        out
+    }
+
+    /// Audio not yet committed, with the sample it starts at.
+    pub fn unstored(&self) -> (u64, &[f32]) {
+        (self.stored_samples, &self.audio[self.stored_samples as usize..])
+    }
+
+    pub fn mark_stored(&mut self, up_to_sample: u64) {
+        self.stored_samples = up_to_sample.min(self.audio.len() as u64);
+    }
+
+    pub fn stored_ms(&self) -> u64 {
+        samples_to_ms(self.stored_samples)
+    }
+
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
+    }
+
+    /// The finished answer (the checklist is filled in by the scorer).
+    pub fn build_answer(&self, interrupted: bool) -> Answer {
+        let transcript = self.segments.iter().map(|s| s.text.as_str()).collect::<Vec<_>>().join(" ");
+        let timing = compute_timing(&self.spoken, self.audio_ms(), self.question_limit_ms, self.limit_reached);
+        let speech = speech_figures(&transcript, timing.answer_ms);
+        Answer {
+            index: self.index,
+            transcript,
+            segments: self.segments.clone(),
+            timing,
+            speech,
+            checklist: Vec::new(),
+            interrupted,
+            audio_ms: self.audio_ms(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(start_ms: u64, end_ms: u64, clip_start_ms: u64) -> StretchJob {
+        StretchJob {
+            stretch: Stretch {
+                start_sample: start_ms * 16,
+                end_sample: end_ms * 16,
+                voiced_samples: (end_ms - start_ms) * 16,
+                longest_gap_samples: 0,
+            },
+            clip_start_sample: clip_start_ms * 16,
+            audio: Vec::new(),
+        }
+    }
+
+    fn piece(text: &str, start_ms: u64, end_ms: u64) -> TextPiece {
+        TextPiece { text: text.into(), start_ms, end_ms }
+    }
+
+    #[test]
+    fn pieces_are_placed_inside_the_stretch_in_order() {
+        let mut live = LiveAnswer::new(0, 0, Some(60_000), 600_000, 15_000);
+        let j = job(2000, 6000, 1800);
+        let added = live.add_transcription(&j, vec![piece("one", 0, 2000), piece("two", 1500, 4400)]);
+        assert_eq!(added.len(), 2);
+        assert_eq!(added[0].1, Segment { text: "one".into(), start_ms: 2000, end_ms: 3800 });
+        assert_eq!(added[1].1, Segment { text: "two".into(), start_ms: 3800, end_ms: 6000 });
+        // A later stretch never starts before the end of the previous segment.
+        let added = live.add_transcription(&job(5900, 7000, 5700), vec![piece("three", 0, 900)]);
+        assert_eq!(added[0], (2, Segment { text: "three".into(), start_ms: 6000, end_ms: 7000 }));
+        let answer = live.build_answer(false);
+        assert_eq!(answer.transcript, "one two three");
+        assert_eq!(answer.timing.think_ms, 2000);
+    }
+
+    #[test]
+    fn time_limit_warns_then_stops_taking_audio() {
+        let mut live = LiveAnswer::new(0, 0, Some(4_000), 600_000, 1_000);
+        let events = live.push(&vec![0.0; 16 * 3_500]);
+        assert!(matches!(events.as_slice(), [LiveEvent::TimeWarning { remaining_ms: 500 }]));
+        let events = live.push(&vec![0.0; 16 * 1_000]);
+        assert!(matches!(events.as_slice(), [LiveEvent::LimitReached]));
+        assert_eq!(live.audio_ms(), 4_000);
+        assert!(live.push(&[0.0; 160]).is_empty());
+        let answer = live.build_answer(false);
+        assert!(answer.timing.over_limit);
+        assert_eq!(answer.timing.think_ms, 4_000);
+    }
+
+    #[test]
+    fn stored_position_tracks_commits() {
+        let mut live = LiveAnswer::new(0, 0, None, 600_000, 15_000);
+        live.push(&vec![0.0; 3200]);
+        assert_eq!(live.unstored().0, 0);
+        assert_eq!(live.unstored().1.len(), 3200);
+        live.mark_stored(3200);
+        assert_eq!(live.stored_ms(), 200);
+        assert!(live.unstored().1.is_empty());
+    }
+}

@@ -1,0 +1,222 @@
+//! The segmenter: a small state machine over 16 ms voice-activity frames.
+
+use earshot::Detector;
+
+/// earshot classifies frames of exactly 256 samples (16 ms at 16 kHz).
+pub const VAD_FRAME: usize = 256;
+
+#[derive(Debug, Clone, Copy)]
+pub struct SegmenterConfig {
+    /// Score at or above which a frame keeps an open stretch going.
+    pub threshold: f32,
+    /// Higher score every onset frame must reach to open a stretch: white noise scores up to
+    /// about 0.66 with earshot, speech mostly above 0.7 (hysteresis, as in most VADs).
+    pub onset_threshold: f32,
+    /// Consecutive onset frames needed to open a stretch (rejects clicks and bumps).
+    pub min_onset_frames: usize,
+    /// Silence that closes a stretch; shorter pauses stay inside it.
+    pub close_after_silence_ms: u64,
+    /// Longest stretch before it is cut, so one whisper call stays well under its 30 s window.
+    pub max_stretch_ms: u64,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self { threshold: 0.5, onset_threshold: 0.7, min_onset_frames: 3, close_after_silence_ms: 600, max_stretch_ms: 20_000 }
+    }
+}
+
+/// One stretch of speech, in samples from the start of the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    pub start_sample: u64,
+    /// End of the last voiced frame.
+    pub end_sample: u64,
+    /// Samples in voiced frames (pauses inside the stretch excluded).
+    pub voiced_samples: u64,
+    /// Longest silence inside the stretch.
+    pub longest_gap_samples: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Onset {
+    start_sample: u64,
+    voiced_frames: usize,
+}
+
+pub struct Segmenter {
+    config: SegmenterConfig,
+    detector: Box<Detector>,
+    /// Samples not yet filling a whole VAD frame.
+    carry: Vec<f32>,
+    /// Samples classified so far: the start of the next frame.
+    position: u64,
+    onset: Option<Onset>,
+    open: Option<Stretch>,
+}
+
+impl Segmenter {
+    pub fn new(config: SegmenterConfig) -> Self {
+        Self { config, detector: Detector::default_boxed(), carry: Vec::new(), position: 0, onset: None, open: None }
+    }
+
+    /// Samples classified so far (the segmenter's position on the answer's clock).
+    pub fn position(&self) -> u64 {
+        self.position
+    }
+
+    /// The stretch still open, if the candidate is speaking now.
+    pub fn open_stretch(&self) -> Option<Stretch> {
+        self.open
+    }
+
+    /// Feeds 16 kHz samples; returns the stretches that closed.
+    pub fn push(&mut self, samples: &[f32]) -> Vec<Stretch> {
+        let mut closed = Vec::new();
+        self.carry.extend_from_slice(samples);
+        let whole = self.carry.len() / VAD_FRAME * VAD_FRAME;
+        let frames: Vec<f32> = self.carry.drain(..whole).collect();
+        for frame in frames.chunks_exact(VAD_FRAME) {
+            let score = self.detector.predict_f32(frame);
+            let voiced = if self.open.is_some() { score >= self.config.threshold } else { score >= self.config.onset_threshold };
+            if let Some(stretch) = self.step(voiced) {
+                closed.push(stretch);
+            }
+        }
+        closed
+    }
+
+    /// Ends the audio: closes any open stretch (a short onset counts, the speaker may have been cut).
+    pub fn finish(&mut self) -> Option<Stretch> {
+        self.onset = None;
+        self.open.take()
+    }
+
+    fn step(&mut self, voiced: bool) -> Option<Stretch> {
+        let frame_start = self.position;
+        let frame_end = frame_start + VAD_FRAME as u64;
+        self.position = frame_end;
+        let ms = |samples: u64| samples / 16;
+
+        if let Some(open) = self.open.as_mut() {
+            if voiced {
+                let gap = frame_start - open.end_sample;
+                open.longest_gap_samples = open.longest_gap_samples.max(gap);
+                open.end_sample = frame_end;
+                open.voiced_samples += VAD_FRAME as u64;
+                if ms(open.end_sample - open.start_sample) >= self.config.max_stretch_ms {
+                    return self.open.take();
+                }
+            } else if ms(frame_end - open.end_sample) >= self.config.close_after_silence_ms {
+                return self.open.take();
+            }
+            return None;
+        }
+
+        match (voiced, self.onset.as_mut()) {
+            (true, Some(onset)) => {
+                onset.voiced_frames += 1;
+                if onset.voiced_frames >= self.config.min_onset_frames {
+                    let samples = (onset.voiced_frames * VAD_FRAME) as u64;
+                    self.open = Some(Stretch {
+                        start_sample: onset.start_sample,
+                        end_sample: frame_end,
+                        voiced_samples: samples,
+                        longest_gap_samples: 0,
+                    });
+                    self.onset = None;
+                }
+            }
+            (true, None) => {
+                self.onset = Some(Onset { start_sample: frame_start, voiced_frames: 1 });
+                if self.config.min_onset_frames <= 1 {
+                    return self.step_open_now(frame_start, frame_end);
+                }
+            }
+            (false, _) => self.onset = None,
+        }
+        None
+    }
+
+    fn step_open_now(&mut self, start: u64, end: u64) -> Option<Stretch> {
+        self.onset = None;
+        self.open = Some(Stretch { start_sample: start, end_sample: end, voiced_samples: end - start, longest_gap_samples: 0 });
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn segmenter() -> Segmenter {
+        Segmenter::new(SegmenterConfig::default())
+    }
+
+    fn frames(seg: &mut Segmenter, pattern: &[(bool, usize)]) -> Vec<Stretch> {
+        let mut out = Vec::new();
+        for &(voiced, n) in pattern {
+            for _ in 0..n {
+                out.extend(seg.step(voiced));
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn opens_after_onset_and_closes_after_silence() {
+        let mut seg = segmenter();
+        // 10 silent frames, 2 voiced (too short), silence, then 50 voiced frames and 40 silent.
+        let closed = frames(&mut seg, &[(false, 10), (true, 2), (false, 5), (true, 50), (false, 40)]);
+        assert_eq!(closed.len(), 1);
+        let s = closed[0];
+        assert_eq!(s.start_sample, 17 * 256);
+        assert_eq!(s.end_sample, 67 * 256);
+        assert_eq!(s.voiced_samples, 50 * 256);
+        assert!(seg.open_stretch().is_none());
+    }
+
+    #[test]
+    fn short_pauses_stay_inside_a_stretch_and_are_measured() {
+        let mut seg = segmenter();
+        let closed = frames(&mut seg, &[(true, 20), (false, 20), (true, 20), (false, 60)]);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].longest_gap_samples, 20 * 256);
+        assert_eq!(closed[0].voiced_samples, 40 * 256);
+    }
+
+    #[test]
+    fn long_speech_is_cut_at_the_maximum() {
+        let mut seg = Segmenter::new(SegmenterConfig { max_stretch_ms: 1_600, ..Default::default() });
+        let closed = frames(&mut seg, &[(true, 250)]);
+        assert_eq!(closed.len(), 2);
+        assert_eq!(closed[0].end_sample - closed[0].start_sample, 100 * 256);
+        assert_eq!(closed[1].start_sample, closed[0].end_sample);
+    }
+
+    #[test]
+    fn finish_returns_the_open_stretch() {
+        let mut seg = segmenter();
+        frames(&mut seg, &[(true, 10)]);
+        let s = seg.finish().unwrap();
+        assert_eq!((s.start_sample, s.end_sample), (0, 2560));
+        assert!(seg.finish().is_none());
+    }
+
+    #[test]
+    fn silence_and_noise_open_nothing() {
+        let mut seg = segmenter();
+        assert!(seg.push(&vec![0.0; 16_000 * 3]).is_empty());
+        // Deterministic white noise from a small LCG.
+        let mut x: u32 = 12345;
+        let noise: Vec<f32> = (0..16_000 * 3)
+            .map(|_| {
+                x = x.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                ((x >> 8) as f32 / (1u32 << 24) as f32 - 0.5) * 0.2
+            })
+            .collect();
+        assert!(seg.push(&noise).is_empty());
+        assert!(seg.finish().is_none());
+        assert_eq!(seg.position(), 16_000 * 6 / 256 * 256);
+    }
+}

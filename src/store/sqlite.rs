@@ -1,0 +1,319 @@
+//! The SQLite store: one file, WAL journal, foreign keys on, `synchronous = FULL` so that a
+//! committed audio chunk survives a crash of the process or the machine.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use super::*;
+
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        let options = SqliteConnectOptions::from_str(url)?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(std::time::Duration::from_secs(5));
+        if let Some(dir) = options.get_filename().parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+            }
+        }
+        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
+        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn ping(&self) -> StoreResult<()> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO sessions (id, token_hash, created_at, guide) VALUES (?, ?, ?, ?)")
+            .bind(&s.id)
+            .bind(&s.token_hash)
+            .bind(&s.created_at)
+            .bind(&s.guide)
+            .execute(&mut *tx)
+            .await?;
+        for q in &s.questions {
+            sqlx::query(
+                "INSERT INTO questions (session_id, idx, question_id, text, competencies, time_limit_ms)
+                 VALUES (?, ?, ?, ?, ?, ?)",
+            )
+            .bind(&s.id)
+            .bind(q.index as i64)
+            .bind(&q.id)
+            .bind(&q.text)
+            .bind(serde_json::to_string(&q.competencies).expect("strings serialise"))
+            .bind(q.time_limit_ms.map(to_i64))
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn session(&self, id: &str) -> StoreResult<Option<SessionRow>> {
+        let Some(row) = sqlx::query(
+            "SELECT id, token_hash, created_at, guide, status, current_index, clock_ms FROM sessions WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?
+        else {
+            return Ok(None);
+        };
+        let questions = sqlx::query(
+            "SELECT idx, question_id, text, competencies, time_limit_ms FROM questions
+             WHERE session_id = ? ORDER BY idx",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?
+        .into_iter()
+        .map(|q| {
+            let competencies: String = q.get("competencies");
+            Ok(Question {
+                index: q.get::<i64, _>("idx") as usize,
+                id: q.get("question_id"),
+                text: q.get("text"),
+                competencies: serde_json::from_str(&competencies)
+                    .map_err(|e| StoreError::Corrupt(format!("question competencies: {e}")))?,
+                time_limit_ms: q.get::<Option<i64>, _>("time_limit_ms").map(|v| v as u64),
+            })
+        })
+        .collect::<StoreResult<Vec<_>>>()?;
+        let status: String = row.get("status");
+        Ok(Some(SessionRow {
+            id: row.get("id"),
+            token_hash: row.get("token_hash"),
+            created_at: row.get("created_at"),
+            guide: row.get("guide"),
+            status: if status == "complete" { SessionStatus::Complete } else { SessionStatus::Open },
+            current_index: row.get::<Option<i64>, _>("current_index").map(|v| v as usize),
+            clock_ms: row.get::<i64, _>("clock_ms") as u64,
+            questions,
+        }))
+    }
+
+    async fn save_progress(&self, id: &str, current_index: usize, clock_ms: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET current_index = ?, clock_ms = ? WHERE id = ?")
+            .bind(current_index as i64)
+            .bind(to_i64(clock_ms))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn mark_complete(&self, id: &str, clock_ms: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET status = 'complete', clock_ms = ? WHERE id = ?")
+            .bind(to_i64(clock_ms))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn begin_answer(&self, id: &str, index: usize, asked_at_ms: u64) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO answers (session_id, idx, status, asked_at_ms) VALUES (?, ?, 'recording', ?)
+             ON CONFLICT (session_id, idx) DO NOTHING",
+        )
+        .bind(id)
+        .bind(index as i64)
+        .bind(to_i64(asked_at_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn append_audio(&self, id: &str, index: usize, start_sample: u64, samples: &[i16]) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO audio_chunks (session_id, idx, start_sample, pcm) VALUES (?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(index as i64)
+        .bind(to_i64(start_sample))
+        .bind(pcm_to_bytes(samples))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn add_segment(&self, id: &str, index: usize, seq: usize, segment: &Segment) -> StoreResult<()> {
+        sqlx::query(
+            "INSERT INTO segments (session_id, idx, seq, text, start_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING",
+        )
+        .bind(id)
+        .bind(index as i64)
+        .bind(seq as i64)
+        .bind(&segment.text)
+        .bind(to_i64(segment.start_ms))
+        .bind(to_i64(segment.end_ms))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn finish_answer(
+        &self,
+        id: &str,
+        index: usize,
+        status: AnswerStatus,
+        answer: Option<&Answer>,
+    ) -> StoreResult<()> {
+        let json = answer.map(|a| serde_json::to_string(a).expect("answers serialise"));
+        sqlx::query(
+            "INSERT INTO answers (session_id, idx, status, asked_at_ms, answer_json) VALUES (?, ?, ?, 0, ?)
+             ON CONFLICT (session_id, idx) DO UPDATE SET status = excluded.status, answer_json = excluded.answer_json",
+        )
+        .bind(id)
+        .bind(index as i64)
+        .bind(status.as_str())
+        .bind(json)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn answers(&self, id: &str) -> StoreResult<Vec<AnswerRow>> {
+        let rows = sqlx::query(
+            "SELECT a.idx, a.status, a.asked_at_ms, a.answer_json,
+                    (SELECT COALESCE(SUM(LENGTH(c.pcm)), 0) / 2 FROM audio_chunks c
+                      WHERE c.session_id = a.session_id AND c.idx = a.idx) AS audio_samples
+             FROM answers a WHERE a.session_id = ? ORDER BY a.idx",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut answers = Vec::with_capacity(rows.len());
+        for row in rows {
+            let index = row.get::<i64, _>("idx") as usize;
+            let answer = match row.get::<Option<String>, _>("answer_json") {
+                Some(json) => Some(
+                    serde_json::from_str::<Answer>(&json).map_err(|e| StoreError::Corrupt(format!("answer: {e}")))?,
+                ),
+                None => None,
+            };
+            let segments = sqlx::query(
+                "SELECT text, start_ms, end_ms FROM segments WHERE session_id = ? AND idx = ? ORDER BY seq",
+            )
+            .bind(id)
+            .bind(index as i64)
+            .fetch_all(&self.pool)
+            .await?
+            .into_iter()
+            .map(|s| Segment {
+                text: s.get("text"),
+                start_ms: s.get::<i64, _>("start_ms") as u64,
+                end_ms: s.get::<i64, _>("end_ms") as u64,
+            })
+            .collect();
+            answers.push(AnswerRow {
+                index,
+                status: AnswerStatus::parse(&row.get::<String, _>("status"))?,
+                asked_at_ms: row.get::<i64, _>("asked_at_ms") as u64,
+                answer,
+                segments,
+                audio_samples: row.get::<i64, _>("audio_samples") as u64,
+            });
+        }
+        Ok(answers)
+    }
+
+    async fn answer_audio(&self, id: &str, index: usize) -> StoreResult<Option<Vec<i16>>> {
+        let exists = sqlx::query("SELECT 1 FROM answers WHERE session_id = ? AND idx = ?")
+            .bind(id)
+            .bind(index as i64)
+            .fetch_optional(&self.pool)
+            .await?;
+        if exists.is_none() {
+            return Ok(None);
+        }
+        let chunks = sqlx::query("SELECT pcm FROM audio_chunks WHERE session_id = ? AND idx = ? ORDER BY start_sample")
+            .bind(id)
+            .bind(index as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut samples = Vec::new();
+        for chunk in chunks {
+            samples.extend(bytes_to_pcm(&chunk.get::<Vec<u8>, _>("pcm")));
+        }
+        Ok(Some(samples))
+    }
+
+    async fn delete_session(&self, id: &str) -> StoreResult<bool> {
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&self.pool).await?;
+        Ok(deleted.rows_affected() > 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", dir.path().join("t.db").display());
+        (SqliteStore::connect(&url).await.unwrap(), dir)
+    }
+
+    fn question(index: usize) -> Question {
+        Question { index, id: format!("q{index}"), text: "Why?".into(), competencies: vec!["x".into()], time_limit_ms: Some(1000) }
+    }
+
+    #[tokio::test]
+    async fn session_answer_audio_and_segments_round_trip() {
+        let (store, _dir) = store().await;
+        let s = NewSession {
+            id: "s1".into(),
+            token_hash: vec![1, 2, 3],
+            created_at: "2026-01-01T00:00:00Z".into(),
+            guide: None,
+            questions: vec![question(0), question(1)],
+        };
+        store.create_session(&s).await.unwrap();
+        let row = store.session("s1").await.unwrap().unwrap();
+        assert_eq!(row.questions.len(), 2);
+        assert_eq!(row.status, SessionStatus::Open);
+
+        store.begin_answer("s1", 0, 500).await.unwrap();
+        store.append_audio("s1", 0, 0, &[1, 2, 3]).await.unwrap();
+        store.append_audio("s1", 0, 3, &[4, 5]).await.unwrap();
+        store.append_audio("s1", 0, 3, &[4, 5]).await.unwrap(); // a resend is ignored
+        let seg = Segment { text: "hello".into(), start_ms: 10, end_ms: 20 };
+        store.add_segment("s1", 0, 0, &seg).await.unwrap();
+        assert_eq!(store.answer_audio("s1", 0).await.unwrap().unwrap(), vec![1, 2, 3, 4, 5]);
+        assert_eq!(store.answer_audio("s1", 1).await.unwrap(), None);
+        let answers = store.answers("s1").await.unwrap();
+        assert_eq!(answers[0].status, AnswerStatus::Recording);
+        assert_eq!(answers[0].audio_samples, 5);
+        assert_eq!(answers[0].segments, vec![seg]);
+
+        assert!(store.delete_session("s1").await.unwrap());
+        assert!(store.session("s1").await.unwrap().is_none());
+        assert_eq!(store.answer_audio("s1", 0).await.unwrap(), None);
+        let left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM audio_chunks").fetch_one(&store.pool).await.unwrap();
+        assert_eq!(left, 0);
+    }
+}

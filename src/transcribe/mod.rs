@@ -1,0 +1,60 @@
+//! Speech to text. [`Transcriber`] is the small sync seam: whisper implements it for real, and a
+//! fake can stand in for fast unit tests. [`Engine`] runs transcribers on dedicated worker threads
+//! behind a bounded queue, so whisper never blocks the async runtime and overload is refused.
+
+mod engine;
+mod whisper;
+
+pub use engine::{Engine, EngineError, JobKind};
+pub use whisper::{load_whisper, WhisperFactory};
+
+/// A piece of recognised text, times in ms from the start of the audio handed to the transcriber.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TextPiece {
+    pub text: String,
+    pub start_ms: u64,
+    pub end_ms: u64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TranscribeError {
+    #[error("transcription failed: {0}")]
+    Failed(String),
+}
+
+/// Turns 16 kHz mono audio into text. One instance per worker thread; it may keep state
+/// (whisper's decoder state) between calls, which is why it is `&mut self` and not shared.
+pub trait Transcriber: Send {
+    fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError>;
+}
+
+/// Makes one [`Transcriber`] per worker thread from a model loaded once.
+pub trait TranscriberFactory: Send + Sync {
+    fn create(&self) -> Result<Box<dyn Transcriber>, TranscribeError>;
+}
+
+/// Whisper output that is not speech: blank markers and sound descriptions such as
+/// `[BLANK_AUDIO]`, `(music)` or `*sigh*`, which whisper writes for noise.
+pub fn is_non_speech(text: &str) -> bool {
+    let t = text.trim();
+    if t.is_empty() || !t.chars().any(char::is_alphanumeric) {
+        return true;
+    }
+    let enclosed = |open: char, close: char| t.starts_with(open) && t.ends_with(close);
+    enclosed('[', ']') || enclosed('(', ')') || enclosed('*', '*') || enclosed('♪', '♪')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_non_speech;
+
+    #[test]
+    fn blank_and_sound_markers_are_not_speech() {
+        for t in ["", "  ", "[BLANK_AUDIO]", " (music)", "*sighs*", "...", "♪ la la ♪"] {
+            assert!(is_non_speech(t), "{t:?}");
+        }
+        for t in ["Hello.", " we paged the on-call (me)", "42"] {
+            assert!(!is_non_speech(t), "{t:?}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The real transcriber: whisper.cpp through `whisper-rs`. The model is loaded once into a
+//! shared [`WhisperContext`]; each worker gets its own [`WhisperState`] (whisper's scratch
+//! buffers), so workers never contend for a lock while decoding.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+
+use super::{is_non_speech, TextPiece, TranscribeError, Transcriber, TranscriberFactory};
+
+/// Whisper's encoder sees 50 positions per second of audio (16 kHz / hop 160 / conv stride 2).
+const SAMPLES_PER_AUDIO_CTX: usize = 320;
+/// Context kept beyond the audio itself when trimming: a small margin keeps accuracy on the
+/// last word of a stretch.
+const AUDIO_CTX_MARGIN: usize = 64;
+const FULL_AUDIO_CTX: usize = 1500;
+/// whisper.cpp refuses audio shorter than 100 ms and is unreliable under a second: pad to this.
+const MIN_SAMPLES: usize = 16_000 + 1_600;
+/// A segment whisper itself thinks is probably not speech is dropped.
+const NO_SPEECH_PROBABILITY: f32 = 0.6;
+
+/// Loads a ggml model once. Validate the file first (see `models::validate_ggml`): whisper.cpp
+/// can crash on a corrupt file rather than report it.
+pub fn load_whisper(path: &Path) -> Result<Arc<WhisperContext>, TranscribeError> {
+    whisper_rs::install_logging_hooks();
+    let path_str = path.to_str().ok_or_else(|| TranscribeError::Failed("model path is not UTF-8".into()))?;
+    WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+        .map(Arc::new)
+        .map_err(|e| TranscribeError::Failed(format!("whisper could not load {}: {e}", path.display())))
+}
+
+pub struct WhisperFactory {
+    pub context: Arc<WhisperContext>,
+    pub threads: usize,
+    pub trim_audio_ctx: bool,
+    /// Text whisper sees as preceding speech; a prompt written with fillers keeps them in output.
+    pub initial_prompt: Option<String>,
+}
+
+impl TranscriberFactory for WhisperFactory {
+    fn create(&self) -> Result<Box<dyn Transcriber>, TranscribeError> {
+        let state = self
+            .context
+            .create_state()
+            .map_err(|e| TranscribeError::Failed(format!("cannot create whisper state: {e}")))?;
+        Ok(Box::new(WhisperTranscriber {
+            state,
+            threads: self.threads.max(1),
+            trim_audio_ctx: self.trim_audio_ctx,
+            initial_prompt: self.initial_prompt.clone(),
+        }))
+    }
+}
+
+pub struct WhisperTranscriber {
+    state: WhisperState,
+    threads: usize,
+    trim_audio_ctx: bool,
+    initial_prompt: Option<String>,
+}
+
+/// The encoder context for a clip: its own length plus a margin, never more than whisper's 30 s.
+pub fn audio_ctx_for(samples: usize) -> usize {
+    (samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + AUDIO_CTX_MARGIN).min(FULL_AUDIO_CTX)
+}
+
+impl Transcriber for WhisperTranscriber {
+    fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
+        let mut padded;
+        let audio = if audio.len() < MIN_SAMPLES {
+            padded = audio.to_vec();
+            padded.resize(MIN_SAMPLES, 0.0);
+            &padded[..]
+        } else {
+            audio
+        };
+        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        params.set_n_threads(self.threads as i32);
+        params.set_language(Some("en"));
+        params.set_translate(false);
+        // Each stretch stands alone: carrying text across calls lets one error repeat itself.
+        params.set_no_context(true);
+        params.set_print_special(false);
+        params.set_print_progress(false);
+        params.set_print_realtime(false);
+        params.set_print_timestamps(false);
+        params.set_suppress_blank(true);
+        params.set_suppress_nst(true);
+        // No temperature fallback: the same audio always gives the same text, whether it was
+        // streamed live or uploaded faster than real time.
+        params.set_temperature(0.0);
+        params.set_temperature_inc(0.0);
+        params.set_no_speech_thold(NO_SPEECH_PROBABILITY);
+        if self.trim_audio_ctx {
+            params.set_audio_ctx(audio_ctx_for(audio.len()) as i32);
+        }
+        if let Some(prompt) = &self.initial_prompt {
+            params.set_initial_prompt(prompt);
+        }
+        self.state.full(params, audio).map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
+        let audio_ms = (audio.len() / 16) as u64;
+        let mut pieces = Vec::new();
+        for segment in self.state.as_iter() {
+            if segment.no_speech_probability() > NO_SPEECH_PROBABILITY {
+                continue;
+            }
+            let text = segment.to_str_lossy().map(|t| t.trim().to_string()).unwrap_or_default();
+            if is_non_speech(&text) {
+                continue;
+            }
+            let start_ms = (segment.start_timestamp().max(0) as u64 * 10).min(audio_ms);
+            let end_ms = (segment.end_timestamp().max(0) as u64 * 10).clamp(start_ms, audio_ms);
+            pieces.push(TextPiece { text, start_ms, end_ms });
+        }
+        Ok(pieces)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::audio_ctx_for;
+
+    #[test]
+    fn audio_ctx_follows_the_clip_length() {
+        assert_eq!(audio_ctx_for(16_000), 50 + 64);
+        assert_eq!(audio_ctx_for(16_001), 51 + 64);
+        assert_eq!(audio_ctx_for(16_000 * 30), 1500);
+    }
+}

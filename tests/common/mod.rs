@@ -1,0 +1,140 @@
+//! Test harness: the real server on port 0 with a scratch SQLite database, the real tiny.en
+//! model (fetched and converted on first use), and speech generated with espeak-ng.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use serde_json::{json, Value};
+use viva::client::{create_session, CreatedSession, StreamClient};
+use viva::config::{EngineSettings, Limits};
+use viva::http::{serve, AppState};
+use viva::transcribe::{load_whisper, Engine, WhisperFactory};
+
+pub fn model_path() -> PathBuf {
+    static READY: Mutex<bool> = Mutex::new(false);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en.bin");
+    let mut ready = READY.lock().unwrap();
+    if !*ready {
+        viva::cli::ensure_model(&path, "tiny.en").expect("the tiny.en model is available");
+        *ready = true;
+    }
+    path
+}
+
+/// One engine per test binary: the model is loaded once, as in the server.
+pub fn engine() -> Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let context = load_whisper(&model_path()).expect("model loads");
+            let settings = EngineSettings { workers: 1, threads_per_worker: 2, queue_depth: 16, ..Default::default() };
+            let factory = WhisperFactory { context, threads: 2, trim_audio_ctx: true, initial_prompt: None };
+            Engine::start(Arc::new(factory), &settings).expect("engine starts")
+        })
+        .clone()
+}
+
+pub struct TestApp {
+    pub http: String,
+    pub ws: String,
+    pub state: AppState,
+    _dir: tempfile::TempDir,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
+}
+
+impl TestApp {
+    pub async fn create(&self, body: Value) -> CreatedSession {
+        create_session(&self.http, &body).await.expect("session created")
+    }
+
+    pub async fn one_question(&self, text: &str) -> CreatedSession {
+        self.create(json!({"questions": [{"text": text, "competencies": ["incident-communication"]}]})).await
+    }
+
+    pub async fn connect(&self, session: &CreatedSession) -> StreamClient {
+        StreamClient::connect(&self.ws, session).await.expect("stream connects")
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.http)
+    }
+
+    /// Graceful shutdown, waiting for open streams to finalise.
+    pub async fn shutdown(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.unwrap().unwrap();
+        }
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(Limits::default()).await
+}
+
+pub async fn spawn_app_with(limits: Limits) -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("viva.db").display());
+    let store = viva::store::connect(&url).await.unwrap();
+    let engine = tokio::task::spawn_blocking(engine).await.unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let state = AppState::new(store, engine, limits);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, state.clone(), async move {
+        let _ = stopped.await;
+    }));
+    TestApp {
+        http: format!("http://{address}"),
+        ws: format!("ws://{address}"),
+        state,
+        _dir: dir,
+        stop: Some(stop),
+        server: Some(server),
+    }
+}
+
+/// Speaks `text` with espeak-ng; returns mono 16-bit samples at espeak's own rate (22050 Hz).
+pub fn speak(text: &str) -> (Vec<i16>, u32) {
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("speech.wav");
+    let status = Command::new("espeak-ng").arg("-w").arg(&wav).arg(text).status().expect("espeak-ng is installed");
+    assert!(status.success(), "espeak-ng failed");
+    let mut reader = hound::WavReader::open(&wav).unwrap();
+    let rate = reader.spec().sample_rate;
+    (reader.samples::<i16>().map(Result::unwrap).collect(), rate)
+}
+
+pub fn silence(ms: u64, rate: u32) -> Vec<i16> {
+    vec![0; (rate as u64 * ms / 1000) as usize]
+}
+
+/// Quiet deterministic white noise.
+pub fn noise(ms: u64, rate: u32, amplitude: f32) -> Vec<i16> {
+    let mut x: u32 = 0x1234_5678;
+    (0..(rate as u64 * ms / 1000))
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            ((x as f32 / u32::MAX as f32 - 0.5) * 2.0 * amplitude * 32767.0) as i16
+        })
+        .collect()
+}
+
+pub fn concat(parts: &[&[i16]]) -> Vec<i16> {
+    parts.iter().flat_map(|p| p.iter().copied()).collect()
+}
+
+pub fn lower_words(text: &str) -> String {
+    text.to_lowercase().chars().map(|c| if c.is_alphanumeric() || c == ' ' { c } else { ' ' }).collect()
+}
+
+pub fn of_type<'a>(messages: &'a [Value], kind: &str) -> Vec<&'a Value> {
+    messages.iter().filter(|m| m["type"] == kind).collect()
+}
