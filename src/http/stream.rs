@@ -53,7 +53,9 @@ async fn upgrade(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, query.token.as_deref()).await?;
-    let max = state.limits.max_frame_bytes;
+    // The socket layer allows twice the limit so that a frame just over it is read whole and
+    // refused by `on_message` with a clean closing handshake; past that the socket layer stops.
+    let max = state.limits.max_frame_bytes.saturating_mul(2);
     let ws = ws.max_frame_size(max).max_message_size(max).write_buffer_size(0);
     Ok(ws
         .on_upgrade(move |socket| {
@@ -77,10 +79,10 @@ async fn admit(mut socket: WebSocket, state: AppState, session: SessionRow) {
     }
     let id = session.id.clone();
     let (sink, stream) = socket.split();
-    let mut conn = Conn::new(state.clone(), session, sink, permit);
+    let mut conn = Conn::new(state, session, sink, permit);
     tracing::info!(session = %id, "stream opened");
     conn.run(stream).await;
-    state.active_sessions.lock().expect("lock is never poisoned").remove(&id);
+    conn.release();
     tracing::info!(session = %id, "stream closed");
 }
 
@@ -88,6 +90,9 @@ async fn refuse(socket: &mut WebSocket, code: &str, message: &str, close_code: u
     let _ = socket.send(Message::Text(ServerMessage::error(code, message, true).to_json().into())).await;
     let _ = socket.send(Message::Close(Some(CloseFrame { code: close_code, reason: Utf8Bytes::from(code.to_string()) }))).await;
 }
+
+/// How long a closing server waits for the client to read its close frame.
+const CLOSE_LINGER: std::time::Duration = std::time::Duration::from_millis(500);
 
 type FinalResult = (usize, StretchJob, Result<Vec<TextPiece>, EngineError>);
 
@@ -126,8 +131,8 @@ struct Conn {
     current: Option<Current>,
     finals: FuturesOrdered<BoxFuture<'static, FinalResult>>,
     partials: FuturesUnordered<BoxFuture<'static, FinalResult>>,
-    /// Held for the life of the stream: the server's capacity.
-    _permit: OwnedSemaphorePermit,
+    /// Held while the stream runs: one unit of the server's capacity.
+    permit: Option<OwnedSemaphorePermit>,
     /// Messages to send after the current input is handled (keeps handlers free of I/O order).
     outbox: VecDeque<ServerMessage>,
 }
@@ -145,8 +150,16 @@ impl Conn {
             current: None,
             finals: FuturesOrdered::new(),
             partials: FuturesUnordered::new(),
-            _permit: permit,
+            permit: Some(permit),
             outbox: VecDeque::new(),
+        }
+    }
+
+    /// Frees the session for another stream and returns the capacity slot.
+    /// Only the first call acts: by a later one, a new stream may own the session.
+    fn release(&mut self) {
+        if self.permit.take().is_some() {
+            self.state.active_sessions.lock().expect("lock is never poisoned").remove(&self.session_id);
         }
     }
 
@@ -169,9 +182,24 @@ impl Conn {
         // Whatever ended the stream, audio and segments already received are kept.
         let _ = self.flush_outbox().await;
         self.keep_what_was_sent().await;
+        // The session is free for a reconnect from here on, and the capacity slot too.
+        self.release();
         if let Stop::Close(code, reason) = stop {
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
             let _ = self.sink.send(Message::Close(Some(frame))).await;
+            // Wait for the client's close reply, so unread input does not reset the connection
+            // before the client has read our close frame.
+            let reply = async {
+                while let Some(Ok(message)) = stream.next().await {
+                    if matches!(message, Message::Close(_)) {
+                        return;
+                    }
+                }
+                // The socket layer gave up reading (an oversized frame): give the client a
+                // moment to read the close frame before the connection is dropped.
+                tokio::time::sleep(CLOSE_LINGER).await;
+            };
+            let _ = tokio::time::timeout(CLOSE_LINGER * 4, reply).await;
         }
     }
 
@@ -216,6 +244,15 @@ impl Conn {
     }
 
     async fn on_message(&mut self, message: Message) -> Result<(), Stop> {
+        let len = match &message {
+            Message::Text(text) => text.len(),
+            Message::Binary(bytes) => bytes.len(),
+            _ => 0,
+        };
+        if len > self.state.limits.max_frame_bytes {
+            self.send_error("frame_too_large", "a frame was over the size limit", true);
+            return Err(Stop::Close(close::TOO_BIG, "frame too large"));
+        }
         match message {
             Message::Text(text) => match decode_client_message(&text) {
                 Ok(message) => self.on_client_message(message).await,
