@@ -120,22 +120,35 @@ impl LiveAnswer {
         if self.limit_reached {
             return events;
         }
-        let room = self.limit_samples.saturating_sub(self.audio.len() as u64) as usize;
+        let len = self.audio.len() as u64;
+        let room = self.limit_samples.saturating_sub(len) as usize;
         let accepted = &samples[..samples.len().min(room)];
-        self.audio.extend_from_slice(accepted);
-        for stretch in self.segmenter.push(accepted) {
-            self.on_closed(stretch, &mut events);
+        // Split at the warning point so the warning is sent exactly there, whatever the chunking.
+        let split = if !self.warned && self.warn_at_samples > len {
+            ((self.warn_at_samples - len) as usize).min(accepted.len())
+        } else {
+            0
+        };
+        let (before, after) = accepted.split_at(split);
+        self.take(before, &mut events);
+        self.take(after, &mut events);
+        events
+    }
+
+    fn take(&mut self, samples: &[f32], events: &mut Vec<LiveEvent>) {
+        self.audio.extend_from_slice(samples);
+        for stretch in self.segmenter.push(samples) {
+            self.on_closed(stretch, events);
         }
         let len = self.audio.len() as u64;
         if !self.warned && len >= self.warn_at_samples {
             self.warned = true;
             events.push(LiveEvent::TimeWarning { remaining_ms: samples_to_ms(self.limit_samples - len) });
         }
-        if len >= self.limit_samples {
+        if !self.limit_reached && len >= self.limit_samples {
             self.limit_reached = true;
             events.push(LiveEvent::LimitReached);
         }
-        events
     }
 
     /// The candidate has finished: closes the stretch still open.
@@ -293,7 +306,7 @@ mod tests {
     fn time_limit_warns_then_stops_taking_audio() {
         let mut live = LiveAnswer::new(0, 0, Some(4_000), 600_000, 1_000);
         let events = live.push(&vec![0.0; 16 * 3_500]);
-        assert!(matches!(events.as_slice(), [LiveEvent::TimeWarning { remaining_ms: 500 }]));
+        assert!(matches!(events.as_slice(), [LiveEvent::TimeWarning { remaining_ms: 1_000 }]));
         let events = live.push(&vec![0.0; 16 * 1_000]);
         assert!(matches!(events.as_slice(), [LiveEvent::LimitReached]));
         assert_eq!(live.audio_ms(), 4_000);
