@@ -40,6 +40,8 @@ struct Row {
     latency_ms: Option<f64>,
     plain_text: String,
     viva_text: String,
+    /// The script the WAV was spoken from (`FILE.txt` beside it), for word error rates.
+    reference: Option<String>,
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
@@ -98,7 +100,19 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         } else {
             Some(stream_once(&http, &ws, &samples, args.chunk_ms, true).await?.1 * 1000.0)
         };
-        rows.push(Row { name: name.clone(), audio_s: audio.len() as f64 / 16_000.0, plain_s, viva_s, latency_ms, plain_text, viva_text });
+        rows.push(Row {
+            name: name.clone(),
+            audio_s: audio.len() as f64 / 16_000.0,
+            plain_s,
+            viva_s,
+            latency_ms,
+            plain_text,
+            viva_text,
+            reference: None,
+        });
+    }
+    for (row, file) in rows.iter_mut().zip(&args.files) {
+        row.reference = std::fs::read_to_string(file.with_extension("txt")).ok();
     }
     let _ = stop.send(());
     server.await??;
@@ -124,23 +138,70 @@ async fn stream_once(http: &str, ws: &str, samples: &[i16], chunk_ms: u64, realt
 }
 
 fn print_table(rows: &[Row]) {
-    println!("| file | audio s | plain whisper s | viva end-to-end s | viva / plain | end_answer→answer ms (real time) |");
-    println!("| --- | ---: | ---: | ---: | ---: | ---: |");
+    let wer = |r: &Row, text: &str| r.reference.as_deref().map(|reference| format!("{:.3}", word_error_rate(reference, text)));
+    println!("| file | audio s | plain whisper s | viva end-to-end s | viva / plain | end_answer→answer ms (real time) | WER plain | WER viva |");
+    println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
         let latency = r.latency_ms.map(|l| format!("{l:.0}")).unwrap_or_else(|| "-".into());
-        println!("| {} | {:.1} | {:.3} | {:.3} | {:.2} | {} |", r.name, r.audio_s, r.plain_s, r.viva_s, r.viva_s / r.plain_s, latency);
+        let (wer_plain, wer_viva) = (wer(r, &r.plain_text).unwrap_or("-".into()), wer(r, &r.viva_text).unwrap_or("-".into()));
+        println!(
+            "| {} | {:.1} | {:.3} | {:.3} | {:.2} | {} | {} | {} |",
+            r.name, r.audio_s, r.plain_s, r.viva_s, r.viva_s / r.plain_s, latency, wer_plain, wer_viva
+        );
     }
     let plain: f64 = rows.iter().map(|r| r.plain_s).sum();
     let viva: f64 = rows.iter().map(|r| r.viva_s).sum();
     let audio: f64 = rows.iter().map(|r| r.audio_s).sum();
-    println!("| **total** | {audio:.1} | {plain:.3} | {viva:.3} | {:.2} | |", viva / plain);
+    println!("| **total** | {audio:.1} | {plain:.3} | {viva:.3} | {:.2} | | | |", viva / plain);
     let mut latencies: Vec<f64> = rows.iter().filter_map(|r| r.latency_ms).collect();
     if !latencies.is_empty() {
         latencies.sort_by(f64::total_cmp);
-        println!("\nend_answer→answer in real time: median {:.0} ms, max {:.0} ms", latencies[latencies.len() / 2], latencies[latencies.len() - 1]);
+        println!(
+            "\nend_answer→answer in real time: median {:.0} ms, max {:.0} ms",
+            latencies[latencies.len() / 2],
+            latencies[latencies.len() - 1]
+        );
     }
     println!("\ntranscripts (plain | viva):");
     for r in rows {
         println!("- {}\n  plain: {}\n  viva:  {}", r.name, r.plain_text, r.viva_text);
+    }
+}
+
+fn normalised_words(text: &str) -> Vec<String> {
+    text.split_whitespace()
+        .map(|w| w.chars().filter(|c| c.is_alphanumeric() || *c == '\'').collect::<String>().to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word error rate: word-level edit distance over the reference length, after lower-casing and
+/// dropping punctuation ("thirty" against "30" still counts as an error, for every engine alike).
+pub fn word_error_rate(reference: &str, hypothesis: &str) -> f64 {
+    let (r, h) = (normalised_words(reference), normalised_words(hypothesis));
+    if r.is_empty() {
+        return if h.is_empty() { 0.0 } else { 1.0 };
+    }
+    let mut previous: Vec<usize> = (0..=h.len()).collect();
+    for (i, rw) in r.iter().enumerate() {
+        let mut current = vec![i + 1; h.len() + 1];
+        for (j, hw) in h.iter().enumerate() {
+            let substitution = previous[j] + usize::from(rw != hw);
+            current[j + 1] = substitution.min(previous[j + 1] + 1).min(current[j] + 1);
+        }
+        previous = current;
+    }
+    previous[h.len()] as f64 / r.len() as f64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::word_error_rate;
+
+    #[test]
+    fn word_error_rate_counts_edits_per_reference_word() {
+        assert_eq!(word_error_rate("We rolled back the deploy.", "we rolled back the deploy"), 0.0);
+        assert_eq!(word_error_rate("a b c d", "a x c"), 0.5);
+        assert_eq!(word_error_rate("", ""), 0.0);
     }
 }

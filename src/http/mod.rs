@@ -60,7 +60,11 @@ pub fn router(state: AppState) -> Router {
         .merge(sessions::router())
         .merge(stream::router())
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
-        .layer(TraceLayer::new_for_http())
+        // Spans name the method and path only: the query string of a stream upgrade holds the
+        // session token, which must never reach a log.
+        .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
+            tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+        }))
         .with_state(state)
 }
 

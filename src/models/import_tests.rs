@@ -67,11 +67,14 @@ fn refuses_bad_inputs() {
 
 /// Converts real wheels when present; returns None (after saying why) if not.
 fn convert_real(env: &str, dir: &str, name: ModelName) -> Option<GgmlInfo> {
-    let wheels: Vec<PathBuf> = match std::env::var_os(env) {
-        Some(list) => std::env::split_paths(&list).collect(),
+    let required = std::env::var_os(env);
+    let wheels: Vec<PathBuf> = match &required {
+        Some(list) => std::env::split_paths(list).collect(),
         None => pins(name).iter().map(|p| Path::new(dir).join(p.file)).collect(),
     };
     if let Some(w) = wheels.iter().find(|w| !w.exists()) {
+        // CI sets the variable: there a missing wheel is a failure, not a skip.
+        assert!(required.is_none(), "{env} names {}, which does not exist", w.display());
         eprintln!("skipping real {name} conversion: {} not found (set {env})", w.display());
         return None;
     }
