@@ -23,6 +23,8 @@ pub struct BenchArgs {
     pub model: PathBuf,
     #[command(flatten)]
     pub engine: EngineSettings,
+    #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
+    pub guides: PathBuf,
     /// Skip the real-time pass (it takes as long as the audio).
     #[arg(long)]
     pub no_realtime: bool,
@@ -83,7 +85,8 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let engine = Engine::start(Arc::new(factory), &args.engine)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;
-    let state = AppState::new(store, engine, Limits::default());
+    let checklists = Arc::new(crate::scoring::Checklists::load(&args.guides)?);
+    let state = AppState::new(store, engine, Limits::default(), checklists);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state, async move {
         let _ = stopped.await;

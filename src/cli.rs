@@ -145,13 +145,14 @@ async fn run_server(settings: Settings) -> anyhow::Result<()> {
     let model = settings.model.clone();
     let model_name = settings.model_name.clone();
     tokio::task::spawn_blocking(move || ensure_model(&model, &model_name)).await??;
+    let checklists = crate::scoring::Checklists::load(&settings.guides).context("Failed to load the interview guides")?;
     let store = crate::store::connect(&settings.database).await.context("Failed to open the database")?;
     let engine = start_engine(&settings.model, &settings.engine).await?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("Failed to listen on {}", settings.bind))?;
     tracing::info!(address = %listener.local_addr()?, workers = settings.engine.workers, "viva is listening");
-    let state = AppState::new(store, engine, settings.limits);
+    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists));
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

@@ -13,7 +13,7 @@ pub struct Settings {
     #[arg(long, env = "VIVA_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
 
-    /// Database URL: `sqlite://PATH` (created if missing).
+    /// Database URL: `sqlite://PATH` (created if missing) or `postgres://USER@HOST/DB`.
     #[arg(long, env = "VIVA_DATABASE", default_value = "sqlite://data/viva.db")]
     pub database: String,
 
@@ -21,6 +21,10 @@ pub struct Settings {
     /// model, it is fetched and converted first.
     #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
     pub model: PathBuf,
+
+    /// Folder of interview guides (`*.toml`), loaded and validated at start-up.
+    #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
+    pub guides: PathBuf,
 
     /// Which known model to fetch when `--model` does not exist yet (`tiny.en` or `base`).
     #[arg(long, env = "VIVA_MODEL_NAME", default_value = "tiny.en")]

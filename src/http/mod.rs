@@ -3,6 +3,7 @@
 
 mod auth;
 mod error;
+mod guides;
 mod health;
 mod sessions;
 mod stream;
@@ -21,6 +22,7 @@ use tower_http::trace::TraceLayer;
 pub use error::ApiError;
 
 use crate::config::Limits;
+use crate::scoring::Checklists;
 use crate::store::Store;
 use crate::transcribe::Engine;
 
@@ -30,6 +32,8 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     pub engine: Engine,
     pub limits: Arc<Limits>,
+    /// The guides and their compiled checklists.
+    pub checklists: Arc<Checklists>,
     /// One permit per live WebSocket stream: the server's capacity, refused with 1013 past it.
     pub stream_permits: Arc<Semaphore>,
     /// Sessions with a stream open on this instance (one stream per session).
@@ -41,10 +45,11 @@ pub struct AppState {
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn Store>, engine: Engine, limits: Limits) -> Self {
+    pub fn new(store: Arc<dyn Store>, engine: Engine, limits: Limits, checklists: Arc<Checklists>) -> Self {
         Self {
             store,
             engine,
+            checklists,
             stream_permits: Arc::new(Semaphore::new(limits.max_streams)),
             limits: Arc::new(limits),
             active_sessions: Arc::default(),
@@ -57,6 +62,7 @@ impl AppState {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .merge(health::router())
+        .merge(guides::router())
         .merge(sessions::router())
         .merge(stream::router())
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))

@@ -17,26 +17,18 @@ use crate::store::{AnswerStatus, NewSession, SessionRow};
 
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/v1/guides", get(list_guides))
-        .route("/v1/guides/{guide}", get(get_guide))
         .route("/v1/sessions", post(create_session))
         .route("/v1/sessions/{id}", get(get_session).delete(delete_session))
         .route("/v1/sessions/{id}/answers/{index}/audio", get(get_audio))
         .route("/v1/sessions/{id}/export.md", get(export_markdown))
-}
-
-/// Interview guides arrive with the checklist work; until then there are none to list.
-async fn list_guides() -> Json<Vec<Value>> {
-    Json(Vec::new())
-}
-
-async fn get_guide(Path(_guide): Path<String>) -> ApiError {
-    ApiError::NotFound("guide")
+        .route("/v1/sessions/{id}/rescore", post(rescore))
 }
 
 #[derive(Debug, Deserialize)]
 struct CreateSession {
     guide: Option<String>,
+    count: Option<usize>,
+    question_ids: Option<Vec<String>>,
     questions: Option<Vec<NewQuestion>>,
 }
 
@@ -89,6 +81,12 @@ fn custom_questions(state: &AppState, questions: Vec<NewQuestion>) -> Result<Vec
                     format!("{}: up to {MAX_COMPETENCIES} ids of letters, digits, - _ .", field("competencies")),
                 ));
             }
+            if let Some(unknown) = q.competencies.iter().find(|c| !state.checklists.knows_competency(c)) {
+                return Err(ApiError::bad_request(
+                    "unknown_competency",
+                    format!("{}: no guide defines the competency {unknown:?} (see GET /v1/guides/{{id}})", field("competencies")),
+                ));
+            }
             if let Some(limit) = q.time_limit_ms {
                 if !(MIN_TIME_LIMIT_MS..=limits.max_answer_ms).contains(&limit) {
                     return Err(ApiError::bad_request(
@@ -102,10 +100,47 @@ fn custom_questions(state: &AppState, questions: Vec<NewQuestion>) -> Result<Vec
         .collect()
 }
 
+/// Questions from a guide: the first `count` in the guide's order, or the ones named.
+fn guide_questions(state: &AppState, guide_id: &str, count: Option<usize>, ids: Option<Vec<String>>) -> Result<Vec<Question>, ApiError> {
+    let guide = state.checklists.guide(guide_id).ok_or(ApiError::NotFound("guide"))?;
+    let max = state.limits.max_questions;
+    let chosen: Vec<&crate::guide::Question> = match (count, ids) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("invalid_body", "count, question_ids: give one of them, not both"))
+        }
+        (Some(count), None) => {
+            if !(1..=max).contains(&count) {
+                return Err(ApiError::bad_request("invalid_count", format!("count: between 1 and {max}")));
+            }
+            guide.questions_for(count).iter().collect()
+        }
+        (None, Some(ids)) => {
+            if ids.is_empty() || ids.len() > max {
+                return Err(ApiError::bad_request("invalid_question_ids", format!("question_ids: 1 to {max} ids")));
+            }
+            guide.questions_by_ids(&ids).map_err(|unknown| {
+                ApiError::bad_request("unknown_question", format!("question_ids: the guide has no question {:?}", unknown.0))
+            })?
+        }
+        (None, None) => guide.questions.iter().take(max).collect(),
+    };
+    Ok(chosen
+        .into_iter()
+        .enumerate()
+        .map(|(index, q)| Question {
+            index,
+            id: q.id.clone(),
+            text: q.text.clone(),
+            competencies: q.competencies.clone(),
+            time_limit_ms: Some(q.time_limit_ms),
+        })
+        .collect())
+}
+
 async fn create_session(State(state): State<AppState>, JsonBody(body): JsonBody<CreateSession>) -> Result<Response, ApiError> {
-    let questions = match (body.questions, body.guide) {
-        (Some(questions), None) => custom_questions(&state, questions)?,
-        (None, Some(_guide)) => return Err(ApiError::NotFound("guide")),
+    let (questions, guide) = match (body.questions, body.guide) {
+        (Some(questions), None) => (custom_questions(&state, questions)?, None),
+        (None, Some(guide)) => (guide_questions(&state, &guide, body.count, body.question_ids)?, Some(guide)),
         _ => {
             return Err(ApiError::bad_request(
                 "invalid_body",
@@ -118,7 +153,7 @@ async fn create_session(State(state): State<AppState>, JsonBody(body): JsonBody<
     let created_at = time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)
         .expect("UTC times format");
-    let session = NewSession { id: id.clone(), token_hash: hash_token(&token), created_at, guide: None, questions };
+    let session = NewSession { id: id.clone(), token_hash: hash_token(&token), created_at, guide, questions };
     state.store.create_session(&session).await?;
     tracing::info!(session = %id, questions = session.questions.len(), "session created");
     let body = json!({ "id": id, "token": token, "questions": session.questions });
@@ -181,4 +216,21 @@ async fn export_markdown(State(state): State<AppState>, Path(id): Path<String>, 
     let answers = finished_answers(&state, &id).await?;
     let markdown = crate::session::export_markdown(&session.created_at, &session.questions, &answers);
     Ok(no_store(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], markdown)))
+}
+
+/// Scores the stored answers again with the guides as they are now (after a guide changed).
+async fn rescore(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+    let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
+    let mut answers = Vec::new();
+    for row in state.store.answers(&id).await? {
+        let Some(mut answer) = row.answer else { continue };
+        let Some(question) = session.questions.get(answer.index) else { continue };
+        answer.checklist = state.checklists.score(session.guide.as_deref(), &question.competencies, &answer.segments);
+        state.store.finish_answer(&id, answer.index, row.status, Some(&answer)).await?;
+        if matches!(row.status, AnswerStatus::Answered | AnswerStatus::Interrupted) {
+            answers.push(answer);
+        }
+    }
+    tracing::info!(session = %id, answers = answers.len(), "session rescored");
+    Ok(no_store(Json(review_json(&session, &answers))))
 }

@@ -122,6 +122,8 @@ struct Current {
 struct Conn {
     state: AppState,
     session_id: String,
+    /// The guide the session was built from, whose checklists score its answers.
+    guide: Option<String>,
     questions: Arc<Vec<Question>>,
     sink: SplitSink<WebSocket, Message>,
     spec: Option<AudioSpec>,
@@ -142,6 +144,7 @@ impl Conn {
         Self {
             state,
             session_id: session.id,
+            guide: session.guide,
             questions: Arc::new(session.questions),
             sink,
             spec: None,
@@ -529,7 +532,9 @@ impl Conn {
         self.partials.clear();
         self.store_audio(true).await?;
         let Some(live) = self.current.as_mut().and_then(|c| c.live.take()) else { return Ok(()) };
-        let answer = live.build_answer(interrupted);
+        let mut answer = live.build_answer(interrupted);
+        let competencies = &self.questions[index].competencies;
+        answer.checklist = self.state.checklists.score(self.guide.as_deref(), competencies, &answer.segments);
         let status = if interrupted { AnswerStatus::Interrupted } else { AnswerStatus::Answered };
         let store = self.state.store.clone();
         let clock = self.clock_ms();

@@ -190,9 +190,12 @@ impl LiveAnswer {
         Some(self.job_for(open))
     }
 
-    /// Whether a partial job's stretch is still the one open (else its text is stale).
+    /// Whether a partial job's text is still news: its stretch is open, or closed but not yet
+    /// sent as segments (under load the final can lag; once it is out, the partial is stale).
     pub fn partial_is_current(&self, job: &StretchJob) -> bool {
-        self.segmenter.open_stretch().is_some_and(|s| s.start_sample == job.stretch.start_sample)
+        let still_open = self.segmenter.open_stretch().is_some_and(|s| s.start_sample == job.stretch.start_sample);
+        let final_not_sent = self.segments.last().is_none_or(|s| ms_to_samples(s.end_ms) <= job.stretch.start_sample);
+        still_open || final_not_sent
     }
 
     /// Turns whisper's pieces for a closed stretch into final segments, in order, never

@@ -1,12 +1,13 @@
 //! Persistence. SQL lives only here, behind the [`Store`] trait, so the HTTP and streaming code
-//! never see an engine; SQLite is the embedded default.
+//! never see an engine. SQLite is the embedded default, PostgreSQL the scale-out store; the
+//! database URL's scheme picks one.
 
-mod sqlite;
+mod sql;
 
 use async_trait::async_trait;
 
 use crate::protocol::{Answer, Question, Segment};
-pub use sqlite::SqliteStore;
+pub use sql::{Engine as DatabaseEngine, SqlStore};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -16,7 +17,7 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
-    #[error("unsupported database URL {0:?} (use sqlite://PATH)")]
+    #[error("unsupported database URL scheme {0:?} (use sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
 }
 
@@ -111,13 +112,9 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_session(&self, id: &str) -> StoreResult<bool>;
 }
 
-/// Opens the store a database URL names.
+/// Opens the store a database URL names (`sqlite://PATH` or `postgres://…`) and migrates it.
 pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
-    if url.starts_with("sqlite:") {
-        Ok(std::sync::Arc::new(SqliteStore::connect(url).await?))
-    } else {
-        Err(StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().to_string()))
-    }
+    Ok(std::sync::Arc::new(SqlStore::connect(url).await?))
 }
 
 pub(crate) fn pcm_to_bytes(samples: &[i16]) -> Vec<u8> {

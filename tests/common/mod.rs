@@ -84,7 +84,9 @@ pub async fn spawn_app_with(limits: Limits) -> TestApp {
     let engine = tokio::task::spawn_blocking(engine).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
-    let state = AppState::new(store, engine, limits);
+    let guides = Path::new(env!("CARGO_MANIFEST_DIR")).join("guides");
+    let checklists = Arc::new(viva::scoring::Checklists::load(&guides).expect("guides load"));
+    let state = AppState::new(store, engine, limits, checklists);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state.clone(), async move {
         let _ = stopped.await;

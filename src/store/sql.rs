@@ -1,35 +1,91 @@
-//! The SQLite store: one file, WAL journal, foreign keys on, `synchronous = FULL` so that a
-//! committed audio chunk survives a crash of the process or the machine.
-
-use std::str::FromStr;
+//! The store on SQL, one implementation for both engines through sqlx's `Any` driver: SQLite
+//! (embedded default: one file, WAL journal, foreign keys on, `synchronous = FULL` so that a
+//! committed audio chunk survives a crash) and PostgreSQL (several servers on one database).
+//! The SQL is written to run unchanged on both (`$N` placeholders, `ON CONFLICT`); only the
+//! connection set-up and the migrations, one folder per engine, differ.
 
 use async_trait::async_trait;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::migrate::Migrator;
+use sqlx::{AnyPool, Executor, Row};
 
 use super::*;
 
-pub struct SqliteStore {
-    pool: SqlitePool,
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("migrations/postgres");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
 }
 
-impl SqliteStore {
-    pub async fn connect(url: &str) -> StoreResult<Self> {
-        let options = SqliteConnectOptions::from_str(url)?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(std::time::Duration::from_secs(5));
-        if let Some(dir) = options.get_filename().parent() {
-            if !dir.as_os_str().is_empty() {
-                std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
-            }
+impl Engine {
+    /// The engine a database URL names by its scheme.
+    pub fn from_url(url: &str) -> Option<Self> {
+        let scheme = url.split(':').next().unwrap_or_default();
+        match scheme {
+            "sqlite" => Some(Engine::Sqlite),
+            "postgres" | "postgresql" => Some(Engine::Postgres),
+            _ => None,
         }
-        let pool = SqlitePoolOptions::new().max_connections(8).connect_with(options).await?;
-        sqlx::migrate!("migrations/sqlite").run(&pool).await?;
-        Ok(Self { pool })
     }
+}
+
+pub struct SqlStore {
+    pool: AnyPool,
+    engine: Engine,
+}
+
+impl SqlStore {
+    pub async fn connect(url: &str) -> StoreResult<Self> {
+        sqlx::any::install_default_drivers();
+        let engine = Engine::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().into()))?;
+        let url = match engine {
+            Engine::Sqlite => {
+                create_sqlite_parent_dir(url)?;
+                if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") }
+            }
+            Engine::Postgres => url.to_string(),
+        };
+        let options: AnyConnectOptions = url.parse()?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(std::time::Duration::from_secs(5))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if engine == Engine::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        match engine {
+            Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
+            Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
+        }
+        Ok(Self { pool, engine })
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+}
+
+/// SQLite creates the file but not its folder (`sqlite://data/viva.db` on a fresh clone).
+fn create_sqlite_parent_dir(url: &str) -> StoreResult<()> {
+    let path = url.trim_start_matches("sqlite:").trim_start_matches("//");
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" {
+        return Ok(());
+    }
+    if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+    }
+    Ok(())
 }
 
 fn to_i64(n: u64) -> i64 {
@@ -37,7 +93,7 @@ fn to_i64(n: u64) -> i64 {
 }
 
 #[async_trait]
-impl Store for SqliteStore {
+impl Store for SqlStore {
     async fn ping(&self) -> StoreResult<()> {
         sqlx::query("SELECT 1").execute(&self.pool).await?;
         Ok(())
@@ -45,7 +101,7 @@ impl Store for SqliteStore {
 
     async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO sessions (id, token_hash, created_at, guide) VALUES (?, ?, ?, ?)")
+        sqlx::query("INSERT INTO sessions (id, token_hash, created_at, guide) VALUES ($1, $2, $3, $4)")
             .bind(&s.id)
             .bind(&s.token_hash)
             .bind(&s.created_at)
@@ -55,7 +111,7 @@ impl Store for SqliteStore {
         for q in &s.questions {
             sqlx::query(
                 "INSERT INTO questions (session_id, idx, question_id, text, competencies, time_limit_ms)
-                 VALUES (?, ?, ?, ?, ?, ?)",
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&s.id)
             .bind(q.index as i64)
@@ -72,7 +128,7 @@ impl Store for SqliteStore {
 
     async fn session(&self, id: &str) -> StoreResult<Option<SessionRow>> {
         let Some(row) = sqlx::query(
-            "SELECT id, token_hash, created_at, guide, status, current_index, clock_ms FROM sessions WHERE id = ?",
+            "SELECT id, token_hash, created_at, guide, status, current_index, clock_ms FROM sessions WHERE id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
@@ -82,7 +138,7 @@ impl Store for SqliteStore {
         };
         let questions = sqlx::query(
             "SELECT idx, question_id, text, competencies, time_limit_ms FROM questions
-             WHERE session_id = ? ORDER BY idx",
+             WHERE session_id = $1 ORDER BY idx",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -114,7 +170,7 @@ impl Store for SqliteStore {
     }
 
     async fn save_progress(&self, id: &str, current_index: usize, clock_ms: u64) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET current_index = ?, clock_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE sessions SET current_index = $1, clock_ms = $2 WHERE id = $3")
             .bind(current_index as i64)
             .bind(to_i64(clock_ms))
             .bind(id)
@@ -124,7 +180,7 @@ impl Store for SqliteStore {
     }
 
     async fn mark_complete(&self, id: &str, clock_ms: u64) -> StoreResult<()> {
-        sqlx::query("UPDATE sessions SET status = 'complete', clock_ms = ? WHERE id = ?")
+        sqlx::query("UPDATE sessions SET status = 'complete', clock_ms = $1 WHERE id = $2")
             .bind(to_i64(clock_ms))
             .bind(id)
             .execute(&self.pool)
@@ -134,7 +190,7 @@ impl Store for SqliteStore {
 
     async fn begin_answer(&self, id: &str, index: usize, asked_at_ms: u64) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO answers (session_id, idx, status, asked_at_ms) VALUES (?, ?, 'recording', ?)
+            "INSERT INTO answers (session_id, idx, status, asked_at_ms) VALUES ($1, $2, 'recording', $3)
              ON CONFLICT (session_id, idx) DO NOTHING",
         )
         .bind(id)
@@ -147,7 +203,7 @@ impl Store for SqliteStore {
 
     async fn append_audio(&self, id: &str, index: usize, start_sample: u64, samples: &[i16]) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO audio_chunks (session_id, idx, start_sample, pcm) VALUES (?, ?, ?, ?)
+            "INSERT INTO audio_chunks (session_id, idx, start_sample, pcm) VALUES ($1, $2, $3, $4)
              ON CONFLICT DO NOTHING",
         )
         .bind(id)
@@ -161,7 +217,7 @@ impl Store for SqliteStore {
 
     async fn add_segment(&self, id: &str, index: usize, seq: usize, segment: &Segment) -> StoreResult<()> {
         sqlx::query(
-            "INSERT INTO segments (session_id, idx, seq, text, start_ms, end_ms) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO segments (session_id, idx, seq, text, start_ms, end_ms) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT DO NOTHING",
         )
         .bind(id)
@@ -184,7 +240,7 @@ impl Store for SqliteStore {
     ) -> StoreResult<()> {
         let json = answer.map(|a| serde_json::to_string(a).expect("answers serialise"));
         sqlx::query(
-            "INSERT INTO answers (session_id, idx, status, asked_at_ms, answer_json) VALUES (?, ?, ?, 0, ?)
+            "INSERT INTO answers (session_id, idx, status, asked_at_ms, answer_json) VALUES ($1, $2, $3, 0, $4)
              ON CONFLICT (session_id, idx) DO UPDATE SET status = excluded.status, answer_json = excluded.answer_json",
         )
         .bind(id)
@@ -201,7 +257,7 @@ impl Store for SqliteStore {
             "SELECT a.idx, a.status, a.asked_at_ms, a.answer_json,
                     (SELECT COALESCE(SUM(LENGTH(c.pcm)), 0) / 2 FROM audio_chunks c
                       WHERE c.session_id = a.session_id AND c.idx = a.idx) AS audio_samples
-             FROM answers a WHERE a.session_id = ? ORDER BY a.idx",
+             FROM answers a WHERE a.session_id = $1 ORDER BY a.idx",
         )
         .bind(id)
         .fetch_all(&self.pool)
@@ -216,7 +272,7 @@ impl Store for SqliteStore {
                 None => None,
             };
             let segments = sqlx::query(
-                "SELECT text, start_ms, end_ms FROM segments WHERE session_id = ? AND idx = ? ORDER BY seq",
+                "SELECT text, start_ms, end_ms FROM segments WHERE session_id = $1 AND idx = $2 ORDER BY seq",
             )
             .bind(id)
             .bind(index as i64)
@@ -242,7 +298,7 @@ impl Store for SqliteStore {
     }
 
     async fn answer_audio(&self, id: &str, index: usize) -> StoreResult<Option<Vec<i16>>> {
-        let exists = sqlx::query("SELECT 1 FROM answers WHERE session_id = ? AND idx = ?")
+        let exists = sqlx::query("SELECT 1 FROM answers WHERE session_id = $1 AND idx = $2")
             .bind(id)
             .bind(index as i64)
             .fetch_optional(&self.pool)
@@ -250,7 +306,7 @@ impl Store for SqliteStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let chunks = sqlx::query("SELECT pcm FROM audio_chunks WHERE session_id = ? AND idx = ? ORDER BY start_sample")
+        let chunks = sqlx::query("SELECT pcm FROM audio_chunks WHERE session_id = $1 AND idx = $2 ORDER BY start_sample")
             .bind(id)
             .bind(index as i64)
             .fetch_all(&self.pool)
@@ -263,7 +319,7 @@ impl Store for SqliteStore {
     }
 
     async fn delete_session(&self, id: &str) -> StoreResult<bool> {
-        let deleted = sqlx::query("DELETE FROM sessions WHERE id = ?").bind(id).execute(&self.pool).await?;
+        let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(deleted.rows_affected() > 0)
     }
 }
@@ -272,10 +328,30 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
 
-    async fn store() -> (SqliteStore, tempfile::TempDir) {
+    async fn store() -> (SqlStore, tempfile::TempDir) {
         let dir = tempfile::tempdir().unwrap();
-        let url = format!("sqlite://{}", dir.path().join("t.db").display());
-        (SqliteStore::connect(&url).await.unwrap(), dir)
+        let url = format!("sqlite://{}", dir.path().join("nested/t.db").display());
+        (SqlStore::connect(&url).await.unwrap(), dir)
+    }
+
+    #[tokio::test]
+    async fn sqlite_is_durable_and_enforces_foreign_keys() {
+        let (store, _dir) = store().await;
+        let mut conn = store.pool.acquire().await.unwrap();
+        let mode: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(mode, "wal");
+        let keys: i64 = sqlx::query_scalar("PRAGMA foreign_keys").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(keys, 1);
+        let sync: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(&mut *conn).await.unwrap();
+        assert_eq!(sync, 2, "synchronous = FULL");
+    }
+
+    #[test]
+    fn engine_comes_from_the_url_scheme() {
+        assert_eq!(Engine::from_url("sqlite://data/viva.db"), Some(Engine::Sqlite));
+        assert_eq!(Engine::from_url("postgres://u@h/db"), Some(Engine::Postgres));
+        assert_eq!(Engine::from_url("postgresql://u@h/db"), Some(Engine::Postgres));
+        assert_eq!(Engine::from_url("mysql://u@h/db"), None);
     }
 
     fn question(index: usize) -> Question {
