@@ -15,7 +15,7 @@ use crate::audio::{read_wav_mono_16k, to_i16};
 use crate::client::{create_session, StreamClient};
 use crate::config::{EngineSettings, Limits};
 use crate::http::{serve, AppState};
-use crate::transcribe::{load_whisper, Engine, TranscriberFactory, WhisperFactory};
+use crate::transcribe::{load_whisper, plain_transcribe, Engine, WhisperFactory};
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
@@ -59,18 +59,17 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         .map(|f| Ok((f.file_name().unwrap_or_default().to_string_lossy().into_owned(), read_wav_mono_16k(f)?)))
         .collect::<anyhow::Result<_>>()?;
 
-    // 1. The floor: one plain whisper call per file on the full window.
+    // 1. The floor: one plain whisper call per file with whisper.cpp's defaults.
     let plain = {
-        let factory = WhisperFactory { context: context.clone(), threads: args.engine.threads_per_worker, trim_audio_ctx: false, initial_prompt: None };
+        let context = context.clone();
+        let threads = args.engine.threads_per_worker;
         let clips = clips.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(f64, String)>> {
-            let mut transcriber = factory.create()?;
             clips
                 .iter()
                 .map(|(_, audio)| {
                     let started = Instant::now();
-                    let pieces = transcriber.transcribe(audio)?;
-                    let text = pieces.into_iter().map(|p| p.text).collect::<Vec<_>>().join(" ");
+                    let text = plain_transcribe(&context, threads, audio)?;
                     Ok((started.elapsed().as_secs_f64(), text))
                 })
                 .collect()
@@ -81,7 +80,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     // 2 and 3. viva over a real WebSocket, on an in-process server with a scratch database.
     let dir = tempfile::tempdir()?;
     let store = crate::store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
-    let factory = WhisperFactory { context, threads: args.engine.threads_per_worker, trim_audio_ctx: args.engine.trim_audio_ctx, initial_prompt: None };
+    let factory = WhisperFactory::new(context, &args.engine);
     let engine = Engine::start(Arc::new(factory), &args.engine)?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let address = listener.local_addr()?;

@@ -35,6 +35,33 @@ pub enum Command {
     },
     /// Benchmark: a plain whisper call per file against viva end to end over the WebSocket.
     Bench(crate::bench::BenchArgs),
+    /// Review a recorded answer offline: transcript, timing, pace, fillers and checklist.
+    Review(ReviewArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ReviewArgs {
+    /// The recording (any PCM WAV).
+    pub wav: PathBuf,
+    /// A question of the guide (`viva review A.wav --question-id incident-story`).
+    #[arg(long, conflicts_with_all = ["question", "competencies"])]
+    pub question_id: Option<String>,
+    #[arg(long, default_value = "backend-developer")]
+    pub guide: String,
+    /// Or your own question text, scored against `--competencies a,b`.
+    #[arg(long, requires = "competencies")]
+    pub question: Option<String>,
+    #[arg(long, value_delimiter = ',')]
+    pub competencies: Option<Vec<String>>,
+    /// Print the answer as JSON (the `answer` message) instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
+    #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+    pub model: PathBuf,
+    #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
+    pub guides: PathBuf,
+    #[command(flatten)]
+    pub engine: EngineSettings,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,9 +81,10 @@ pub enum ModelsCommand {
     },
 }
 
-fn init_tracing() {
+/// Logs go to stderr; the server logs at info, the one-shot commands only warnings.
+fn init_tracing(default_filter: &str) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("VIVA_LOG").unwrap_or_else(|_| EnvFilter::new("info,whisper_rs=warn"));
+    let filter = EnvFilter::try_from_env("VIVA_LOG").unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("VIVA_LOG_FORMAT").is_ok_and(|f| f == "json");
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     if json {
@@ -89,12 +117,7 @@ pub async fn start_engine(model: &Path, settings: &EngineSettings) -> anyhow::Re
     let settings = settings.clone();
     tokio::task::spawn_blocking(move || {
         let context = load_whisper(&model)?;
-        let factory = WhisperFactory {
-            context,
-            threads: settings.threads_per_worker,
-            trim_audio_ctx: settings.trim_audio_ctx,
-            initial_prompt: None,
-        };
+        let factory = WhisperFactory::new(context, &settings);
         Engine::start(Arc::new(factory), &settings)
     })
     .await
@@ -103,7 +126,11 @@ pub async fn start_engine(model: &Path, settings: &EngineSettings) -> anyhow::Re
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
-    init_tracing();
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info,whisper_rs=warn",
+        _ => "warn",
+    };
+    init_tracing(default_filter);
     match cli.command {
         Command::Serve(settings) => run_server(settings).await,
         Command::Models(ModelsCommand::Fetch { name, dir }) => {
@@ -138,7 +165,46 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Review(args) => review(args).await,
     }
+}
+
+async fn review(args: ReviewArgs) -> anyhow::Result<()> {
+    let checklists = crate::scoring::Checklists::load(&args.guides).context("Failed to load the interview guides")?;
+    let (question, guide) = match (&args.question_id, &args.question) {
+        (Some(id), _) => {
+            let guide = checklists.guide(&args.guide).with_context(|| format!("no guide {:?}", args.guide))?;
+            let q = guide.questions.iter().find(|q| &q.id == id).with_context(|| format!("guide {} has no question {id:?}", guide.id))?;
+            let question = crate::protocol::Question {
+                index: 0,
+                id: q.id.clone(),
+                text: q.text.clone(),
+                competencies: q.competencies.clone(),
+                time_limit_ms: Some(q.time_limit_ms),
+            };
+            (question, Some(guide.id.clone()))
+        }
+        (None, Some(text)) => {
+            let competencies = args.competencies.clone().unwrap_or_default();
+            if let Some(unknown) = competencies.iter().find(|c| !checklists.knows_competency(c)) {
+                bail!("no guide defines the competency {unknown:?}");
+            }
+            let question = crate::protocol::Question { index: 0, id: "custom-1".into(), text: text.clone(), competencies, time_limit_ms: None };
+            (question, None)
+        }
+        (None, None) => bail!("give --question-id ID, or --question TEXT --competencies a,b"),
+    };
+    let audio = crate::audio::read_wav_mono_16k(&args.wav)?;
+    models::validate_ggml(&args.model).with_context(|| format!("Refusing model {}", args.model.display()))?;
+    let engine = start_engine(&args.model, &args.engine).await?;
+    let answer = crate::review::review_recording(&engine, &checklists, guide.as_deref(), &question, &audio).await?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&crate::protocol::ServerMessage::Answer(answer))?);
+    } else {
+        let recorded = args.wav.display().to_string();
+        print!("{}", crate::session::export_markdown(&recorded, &[question], &[answer]));
+    }
+    Ok(())
 }
 
 async fn run_server(settings: Settings) -> anyhow::Result<()> {

@@ -60,7 +60,16 @@ pub struct EngineSettings {
     /// stretches). Disable to always encode a full 30 s window.
     #[arg(long, env = "VIVA_TRIM_AUDIO_CTX", default_value_t = true, action = clap::ArgAction::Set)]
     pub trim_audio_ctx: bool,
+
+    /// Text whisper reads as if it preceded each stretch. Written with fillers, it keeps
+    /// whisper from cleaning "um" and "uh" out of the transcript; empty disables it.
+    #[arg(long, env = "VIVA_INITIAL_PROMPT", default_value = DEFAULT_INITIAL_PROMPT)]
+    pub initial_prompt: String,
 }
+
+/// Whisper continues in the style of its prompt: even a lone filler keeps "um" and "uh" in its
+/// output. Longer prompts measured no better and up to twice as slow (see the checklist notes).
+pub const DEFAULT_INITIAL_PROMPT: &str = "Uh.";
 
 /// Limits that protect the server from one client; all are per stream or per request.
 #[derive(Debug, Clone, Args)]
@@ -100,7 +109,14 @@ pub struct Limits {
 
 impl Default for EngineSettings {
     fn default() -> Self {
-        Self { workers: 1, threads_per_worker: 2, queue_depth: 16, queue_wait_ms: 30_000, trim_audio_ctx: true }
+        Self {
+            workers: 1,
+            threads_per_worker: 2,
+            queue_depth: 16,
+            queue_wait_ms: 30_000,
+            trim_audio_ctx: true,
+            initial_prompt: DEFAULT_INITIAL_PROMPT.to_string(),
+        }
     }
 }
 

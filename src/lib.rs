@@ -24,6 +24,10 @@
 //! - [`store`]: the only place with SQL; sessions, answers, segments and audio chunks.
 //! - [`http`]: the axum router, REST handlers, the WebSocket stream loop and error mapping.
 //! - [`models`]: fetching, converting (CTranslate2 → ggml) and validating Whisper models.
+//! - [`guide`]: interview guides as data (`guides/*.toml`), loaded and validated at start-up.
+//! - [`scoring`]: the checklist scorer: which items an answer covers, with evidence; pure.
+//! - [`review`]: a recording through the live pipeline, for `viva review`.
+//! - [`client`]: a client of the contract, for the bench command and the tests.
 //! - [`bench`]: the benchmark command that compares viva with a plain whisper call.
 
 pub mod audio;
@@ -35,6 +39,7 @@ pub mod guide;
 pub mod http;
 pub mod models;
 pub mod protocol;
+pub mod review;
 pub mod scoring;
 pub mod session;
 pub mod speech;

@@ -64,6 +64,8 @@ pub struct LiveAnswer {
     stored_samples: u64,
     /// On a resumed answer, stretches ending at or before this were handled before the drop.
     done_until_sample: u64,
+    /// End of the last closed stretch: the next clip's context starts no earlier.
+    previous_stretch_end: u64,
     segments: Vec<Segment>,
     spoken: Vec<SpokenStretch>,
     next_partial_at: u64,
@@ -86,6 +88,7 @@ impl LiveAnswer {
             segmenter: Segmenter::new(SegmenterConfig::default()),
             stored_samples: 0,
             done_until_sample: 0,
+            previous_stretch_end: 0,
             segments: Vec::new(),
             spoken: Vec::new(),
             next_partial_at: PARTIAL_EVERY_SAMPLES,
@@ -161,6 +164,7 @@ impl LiveAnswer {
     }
 
     fn on_closed(&mut self, stretch: Stretch, events: &mut Vec<LiveEvent>) {
+        let previous_end = std::mem::replace(&mut self.previous_stretch_end, stretch.end_sample);
         if stretch.end_sample <= self.done_until_sample {
             // Handled before a reconnect; it counts for timing if it produced a stored segment.
             let spoken = SpokenStretch::from(stretch);
@@ -169,13 +173,15 @@ impl LiveAnswer {
             }
             return;
         }
-        events.push(LiveEvent::Transcribe(self.job_for(stretch)));
+        events.push(LiveEvent::Transcribe(self.job_for(stretch, previous_end)));
     }
 
-    fn job_for(&self, stretch: Stretch) -> StretchJob {
+    /// The stretch's audio with some context, never reaching into a neighbouring stretch's
+    /// audio (which would transcribe the same words twice).
+    fn job_for(&self, stretch: Stretch, previous_end: u64) -> StretchJob {
         let len = self.audio.len() as u64;
-        let clip_start = stretch.start_sample.saturating_sub(PAD_BEFORE_SAMPLES);
-        let clip_end = (stretch.end_sample + PAD_AFTER_SAMPLES).min(len);
+        let clip_start = stretch.start_sample.saturating_sub(PAD_BEFORE_SAMPLES).max(previous_end);
+        let clip_end = (stretch.end_sample + PAD_AFTER_SAMPLES.min(stretch.silence_after_samples)).min(len);
         StretchJob { stretch, clip_start_sample: clip_start, audio: self.audio[clip_start as usize..clip_end as usize].to_vec() }
     }
 
@@ -187,7 +193,7 @@ impl LiveAnswer {
             return None;
         }
         self.next_partial_at = len + PARTIAL_EVERY_SAMPLES;
-        Some(self.job_for(open))
+        Some(self.job_for(open, self.previous_stretch_end))
     }
 
     /// Whether a partial job's text is still news: its stretch is open, or closed but not yet
@@ -279,6 +285,7 @@ mod tests {
                 end_sample: end_ms * 16,
                 voiced_samples: (end_ms - start_ms) * 16,
                 longest_gap_samples: 0,
+                silence_after_samples: 0,
             },
             clip_start_sample: clip_start_ms * 16,
             audio: Vec::new(),

@@ -16,13 +16,25 @@ pub struct SegmenterConfig {
     pub min_onset_frames: usize,
     /// Silence that closes a stretch; shorter pauses stay inside it.
     pub close_after_silence_ms: u64,
+    /// Past this length a shorter pause closes a stretch (`soft_close_after_silence_ms`), so a
+    /// long monologue still goes out in pieces, cut between phrases.
+    pub soft_max_stretch_ms: u64,
+    pub soft_close_after_silence_ms: u64,
     /// Longest stretch before it is cut, so one whisper call stays well under its 30 s window.
     pub max_stretch_ms: u64,
 }
 
 impl Default for SegmenterConfig {
     fn default() -> Self {
-        Self { threshold: 0.5, onset_threshold: 0.7, min_onset_frames: 3, close_after_silence_ms: 600, max_stretch_ms: 20_000 }
+        Self {
+            threshold: 0.5,
+            onset_threshold: 0.7,
+            min_onset_frames: 3,
+            close_after_silence_ms: 600,
+            soft_max_stretch_ms: 12_000,
+            soft_close_after_silence_ms: 150,
+            max_stretch_ms: 20_000,
+        }
     }
 }
 
@@ -36,6 +48,9 @@ pub struct Stretch {
     pub voiced_samples: u64,
     /// Longest silence inside the stretch.
     pub longest_gap_samples: u64,
+    /// Silence heard after the end when the stretch closed: 0 when it was cut for length while
+    /// speech went on (the audio after it then belongs to the next stretch).
+    pub silence_after_samples: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -89,7 +104,11 @@ impl Segmenter {
     /// Ends the audio: closes any open stretch (a short onset counts, the speaker may have been cut).
     pub fn finish(&mut self) -> Option<Stretch> {
         self.onset = None;
-        self.open.take()
+        let position = self.position;
+        self.open.take().map(|mut s| {
+            s.silence_after_samples = position - s.end_sample;
+            s
+        })
     }
 
     fn step(&mut self, voiced: bool) -> Option<Stretch> {
@@ -107,7 +126,12 @@ impl Segmenter {
                 if ms(open.end_sample - open.start_sample) >= self.config.max_stretch_ms {
                     return self.open.take();
                 }
-            } else if ms(frame_end - open.end_sample) >= self.config.close_after_silence_ms {
+                return None;
+            }
+            let silence = ms(frame_end - open.end_sample);
+            let long = ms(open.end_sample - open.start_sample) >= self.config.soft_max_stretch_ms;
+            if silence >= self.config.close_after_silence_ms || (long && silence >= self.config.soft_close_after_silence_ms) {
+                open.silence_after_samples = frame_end - open.end_sample;
                 return self.open.take();
             }
             return None;
@@ -123,6 +147,7 @@ impl Segmenter {
                         end_sample: frame_end,
                         voiced_samples: samples,
                         longest_gap_samples: 0,
+                        silence_after_samples: 0,
                     });
                     self.onset = None;
                 }
@@ -140,7 +165,13 @@ impl Segmenter {
 
     fn step_open_now(&mut self, start: u64, end: u64) -> Option<Stretch> {
         self.onset = None;
-        self.open = Some(Stretch { start_sample: start, end_sample: end, voiced_samples: end - start, longest_gap_samples: 0 });
+        self.open = Some(Stretch {
+            start_sample: start,
+            end_sample: end,
+            voiced_samples: end - start,
+            longest_gap_samples: 0,
+            silence_after_samples: 0,
+        });
         None
     }
 }
@@ -192,6 +223,19 @@ mod tests {
         assert_eq!(closed.len(), 2);
         assert_eq!(closed[0].end_sample - closed[0].start_sample, 100 * 256);
         assert_eq!(closed[1].start_sample, closed[0].end_sample);
+        assert_eq!(closed[0].silence_after_samples, 0);
+    }
+
+    #[test]
+    fn past_the_soft_maximum_a_short_pause_closes_the_stretch() {
+        let mut seg = Segmenter::new(SegmenterConfig { soft_max_stretch_ms: 1_600, ..Default::default() });
+        // Before the soft maximum a 160 ms pause stays inside; after it, the next one closes.
+        let closed = frames(&mut seg, &[(true, 50), (false, 10), (true, 60), (false, 10), (true, 10)]);
+        assert_eq!(closed.len(), 1);
+        assert_eq!(closed[0].end_sample, 120 * 256);
+        assert_eq!(closed[0].silence_after_samples, 10 * 256);
+        let ordinary = frames(&mut segmenter(), &[(true, 20), (false, 60)]);
+        assert_eq!(ordinary[0].silence_after_samples, 38 * 256);
     }
 
     #[test]

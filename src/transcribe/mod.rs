@@ -6,7 +6,7 @@ mod engine;
 mod whisper;
 
 pub use engine::{Engine, EngineError, JobKind};
-pub use whisper::{load_whisper, WhisperFactory};
+pub use whisper::{load_whisper, plain_transcribe, WhisperFactory};
 
 /// A piece of recognised text, times in ms from the start of the audio handed to the transcriber.
 #[derive(Debug, Clone, PartialEq)]

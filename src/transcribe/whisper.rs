@@ -17,8 +17,10 @@ const AUDIO_CTX_MARGIN: usize = 64;
 const FULL_AUDIO_CTX: usize = 1500;
 /// whisper.cpp refuses audio shorter than 100 ms and is unreliable under a second: pad to this.
 const MIN_SAMPLES: usize = 16_000 + 1_600;
-/// A segment whisper itself thinks is probably not speech is dropped.
+/// A segment is dropped as not speech when whisper both thinks it probably is not speech and is
+/// unsure of its words (whisper.cpp's own rule: the first alone drops real speech with tiny models).
 const NO_SPEECH_PROBABILITY: f32 = 0.6;
+const UNSURE_MEAN_LOG_PROBABILITY: f32 = -1.0;
 
 /// Loads a ggml model once. Validate the file first (see `models::validate_ggml`): whisper.cpp
 /// can crash on a corrupt file rather than report it.
@@ -36,6 +38,18 @@ pub struct WhisperFactory {
     pub trim_audio_ctx: bool,
     /// Text whisper sees as preceding speech; a prompt written with fillers keeps them in output.
     pub initial_prompt: Option<String>,
+}
+
+impl WhisperFactory {
+    pub fn new(context: Arc<WhisperContext>, settings: &crate::config::EngineSettings) -> Self {
+        let prompt = settings.initial_prompt.trim();
+        Self {
+            context,
+            threads: settings.threads_per_worker,
+            trim_audio_ctx: settings.trim_audio_ctx,
+            initial_prompt: (!prompt.is_empty()).then(|| prompt.to_string()),
+        }
+    }
 }
 
 impl TranscriberFactory for WhisperFactory {
@@ -58,6 +72,15 @@ pub struct WhisperTranscriber {
     threads: usize,
     trim_audio_ctx: bool,
     initial_prompt: Option<String>,
+}
+
+fn mean_log_probability(segment: &whisper_rs::WhisperSegment<'_>) -> f32 {
+    let n = segment.n_tokens();
+    if n <= 0 {
+        return f32::NEG_INFINITY;
+    }
+    let sum: f32 = (0..n).filter_map(|i| segment.get_token(i)).map(|t| t.token_probability().max(1e-6).ln()).sum();
+    sum / n as f32
 }
 
 /// The encoder context for a clip: its own length plus a margin, never more than whisper's 30 s.
@@ -102,7 +125,7 @@ impl Transcriber for WhisperTranscriber {
         let audio_ms = (audio.len() / 16) as u64;
         let mut pieces = Vec::new();
         for segment in self.state.as_iter() {
-            if segment.no_speech_probability() > NO_SPEECH_PROBABILITY {
+            if segment.no_speech_probability() > NO_SPEECH_PROBABILITY && mean_log_probability(&segment) < UNSURE_MEAN_LOG_PROBABILITY {
                 continue;
             }
             let text = segment.to_str_lossy().map(|t| t.trim().to_string()).unwrap_or_default();
@@ -115,6 +138,22 @@ impl Transcriber for WhisperTranscriber {
         }
         Ok(pieces)
     }
+}
+
+/// The floor the bench compares with: one whisper call on a whole recording with whisper.cpp's
+/// defaults (full 30 s windows, its own silence handling), greedy, English.
+pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32]) -> Result<String, TranscribeError> {
+    let mut state = context.create_state().map_err(|e| TranscribeError::Failed(format!("cannot create whisper state: {e}")))?;
+    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(threads as i32);
+    params.set_language(Some("en"));
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params.set_print_special(false);
+    params.set_print_timestamps(false);
+    state.full(params, audio).map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
+    let texts: Vec<String> = state.as_iter().map(|s| s.to_str_lossy().map(|t| t.trim().to_string()).unwrap_or_default()).collect();
+    Ok(texts.join(" "))
 }
 
 #[cfg(test)]

@@ -30,7 +30,7 @@ pub fn engine() -> Engine {
         .get_or_init(|| {
             let context = load_whisper(&model_path()).expect("model loads");
             let settings = EngineSettings { workers: 1, threads_per_worker: 2, queue_depth: 16, ..Default::default() };
-            let factory = WhisperFactory { context, threads: 2, trim_audio_ctx: true, initial_prompt: None };
+            let factory = WhisperFactory::new(context, &settings);
             Engine::start(Arc::new(factory), &settings).expect("engine starts")
         })
         .clone()
