@@ -115,7 +115,7 @@ async fn guides_are_listed_and_sessions_built_from_them() {
 async fn rescore_recomputes_stored_answers() {
     let app = spawn_app().await;
     let session = app.create(json!({"questions": [{"text": "How do you keep an API secure?", "competencies": ["security-defaults"]}]})).await;
-    let (speech, rate) = speak("I validate every input and use parameterised queries.");
+    let (speech, rate) = speak("We check every request against a strict schema and reject bad input.");
     let mut client = app.connect(&session).await;
     client.start_s16(rate).await.unwrap();
     client.recv_until("question", WAIT).await.unwrap();
@@ -135,4 +135,20 @@ async fn rescore_recomputes_stored_answers() {
     assert_eq!(status(&review["answers"][0], "security-defaults.input-validation"), "covered");
     let r = reqwest::Client::new().post(app.url(&format!("/v1/sessions/{}/rescore", session.id))).send().await.unwrap();
     assert_eq!(r.status(), 401);
+}
+
+#[tokio::test]
+async fn spoken_fillers_are_counted() {
+    let app = spawn_app().await;
+    let answer = spoken_answer(
+        &app,
+        "incident-story",
+        "Um, so, uh, we rolled back the deploy, um, and then, uh, we paged the on call.",
+    )
+    .await;
+    let fillers = &answer["speech"]["fillers"];
+    assert!(fillers["um"].as_u64().unwrap_or(0) >= 1, "{}", answer["transcript"]);
+    assert!(fillers["uh"].as_u64().unwrap_or(0) >= 1, "{}", answer["transcript"]);
+    assert!(answer["speech"]["filler_count"].as_u64().unwrap() >= 2);
+    assert!(answer["speech"]["fillers_per_minute"].as_f64().unwrap() > 0.0);
 }
