@@ -37,6 +37,13 @@ pub enum Command {
     Bench(crate::bench::BenchArgs),
     /// Review a recorded answer offline: transcript, timing, pace, fillers and checklist.
     Review(ReviewArgs),
+    /// Stored sessions, read straight from the database (operators only: no token needed).
+    Sessions {
+        #[arg(long, env = "VIVA_DATABASE", default_value = "sqlite://data/viva.db")]
+        database: String,
+        #[command(subcommand)]
+        command: SessionsCommand,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -62,6 +69,19 @@ pub struct ReviewArgs {
     pub guides: PathBuf,
     #[command(flatten)]
     pub engine: EngineSettings,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SessionsCommand {
+    /// Newest sessions first.
+    List {
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+    },
+    /// One session's review as JSON.
+    Show { id: String },
+    /// One session's review as Markdown.
+    Export { id: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -166,7 +186,31 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(args) => crate::bench::run(args).await,
         Command::Review(args) => review(args).await,
+        Command::Sessions { database, command } => sessions(&database, command).await,
     }
+}
+
+async fn sessions(database: &str, command: SessionsCommand) -> anyhow::Result<()> {
+    let store = crate::store::connect(database).await.context("Failed to open the database")?;
+    let review = |id: String| {
+        let store = store.clone();
+        async move {
+            let session = store.session(&id).await?.with_context(|| format!("no session {id:?}"))?;
+            anyhow::Ok(crate::store::load_review(store.as_ref(), session).await?)
+        }
+    };
+    match command {
+        SessionsCommand::List { limit } => {
+            println!("{:<18} {:<26} {:<20} {:>9} {:>7}  complete", "id", "created", "guide", "questions", "answers");
+            for s in store.list_sessions(limit).await? {
+                let guide = s.guide.as_deref().unwrap_or("(own questions)");
+                println!("{:<18} {:<26} {:<20} {:>9} {:>7}  {}", s.id, s.created_at, guide, s.questions, s.answers, if s.complete { "yes" } else { "no" });
+            }
+        }
+        SessionsCommand::Show { id } => println!("{}", serde_json::to_string_pretty(&review(id).await?)?),
+        SessionsCommand::Export { id } => print!("{}", review(id).await?.markdown()),
+    }
+    Ok(())
 }
 
 async fn review(args: ReviewArgs) -> anyhow::Result<()> {
@@ -202,7 +246,7 @@ async fn review(args: ReviewArgs) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&crate::protocol::ServerMessage::Answer(answer))?);
     } else {
         let recorded = args.wav.display().to_string();
-        print!("{}", crate::session::export_markdown(&recorded, &[question], &[answer]));
+        print!("{}", crate::session::export_markdown(&recorded, &[question], &[answer], &[]));
     }
     Ok(())
 }
@@ -218,7 +262,7 @@ async fn run_server(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("Failed to listen on {}", settings.bind))?;
     tracing::info!(address = %listener.local_addr()?, workers = settings.engine.workers, "viva is listening");
-    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists));
+    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists)).with_admin_token(settings.admin_token.as_deref());
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

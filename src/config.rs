@@ -22,6 +22,10 @@ pub struct Settings {
     #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
     pub model: PathBuf,
 
+    /// Bearer token for the operator's API (`GET /v1/admin/sessions`); unset disables it.
+    #[arg(long, env = "VIVA_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+
     /// Folder of interview guides (`*.toml`), loaded and validated at start-up.
     #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
     pub guides: PathBuf,
@@ -105,6 +109,19 @@ pub struct Limits {
     /// How long before a question's time limit the `time_warning` is sent (ms).
     #[arg(long, env = "VIVA_TIME_WARNING_MS", default_value_t = 15_000)]
     pub time_warning_ms: u64,
+
+    /// How long a dropped stream's unfinished answer waits for the client to come back and
+    /// resume before the server finalises it as interrupted (ms).
+    #[arg(long, env = "VIVA_RESUME_WINDOW_MS", default_value_t = 600_000)]
+    pub resume_window_ms: u64,
+
+    /// Sessions older than this many days are deleted with their audio (unset: kept).
+    #[arg(long, env = "VIVA_RETENTION_DAYS")]
+    pub retention_days: Option<u64>,
+
+    /// How often the server looks for orphaned answers and expired sessions (ms).
+    #[arg(long, env = "VIVA_MAINTENANCE_EVERY_MS", default_value_t = 5_000)]
+    pub maintenance_every_ms: u64,
 }
 
 impl Default for EngineSettings {
@@ -131,6 +148,9 @@ impl Default for Limits {
             max_body_bytes: 64 * 1024,
             store_every_ms: 1_000,
             time_warning_ms: 15_000,
+            resume_window_ms: 600_000,
+            retention_days: None,
+            maintenance_every_ms: 5_000,
         }
     }
 }

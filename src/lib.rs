@@ -27,6 +27,7 @@
 //! - [`guide`]: interview guides as data (`guides/*.toml`), loaded and validated at start-up.
 //! - [`scoring`]: the checklist scorer: which items an answer covers, with evidence; pure.
 //! - [`review`]: a recording through the live pipeline, for `viva review`.
+//! - [`recovery`]: finalising answers whose stream died, and retention.
 //! - [`client`]: a client of the contract, for the bench command and the tests.
 //! - [`bench`]: the benchmark command that compares viva with a plain whisper call.
 
@@ -39,6 +40,7 @@ pub mod guide;
 pub mod http;
 pub mod models;
 pub mod protocol;
+pub mod recovery;
 pub mod review;
 pub mod scoring;
 pub mod session;

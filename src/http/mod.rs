@@ -5,11 +5,11 @@ mod auth;
 mod error;
 mod guides;
 mod health;
+mod range;
 mod sessions;
 mod stream;
 
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
 use axum::Router;
@@ -20,6 +20,11 @@ use tokio_util::task::TaskTracker;
 use tower_http::trace::TraceLayer;
 
 pub use error::ApiError;
+
+/// A random id for one holder of a session's stream lease.
+pub fn new_lease_owner() -> String {
+    auth::new_token()
+}
 
 use crate::config::Limits;
 use crate::scoring::Checklists;
@@ -36,12 +41,12 @@ pub struct AppState {
     pub checklists: Arc<Checklists>,
     /// One permit per live WebSocket stream: the server's capacity, refused with 1013 past it.
     pub stream_permits: Arc<Semaphore>,
-    /// Sessions with a stream open on this instance (one stream per session).
-    pub active_sessions: Arc<Mutex<HashSet<String>>>,
     /// Cancelled at shutdown: open streams finalise their answers and close.
     pub shutdown: CancellationToken,
     /// Tracks stream tasks so shutdown can wait for their answers to be stored.
     pub streams: TaskTracker,
+    /// SHA-256 of the operator's admin token; `None` disables the admin API.
+    pub admin_token_hash: Option<Vec<u8>>,
 }
 
 impl AppState {
@@ -52,10 +57,16 @@ impl AppState {
             checklists,
             stream_permits: Arc::new(Semaphore::new(limits.max_streams)),
             limits: Arc::new(limits),
-            active_sessions: Arc::default(),
             shutdown: CancellationToken::new(),
             streams: TaskTracker::new(),
+            admin_token_hash: None,
         }
+    }
+
+    /// Enables the admin API for bearers of `token` (an empty token leaves it disabled).
+    pub fn with_admin_token(mut self, token: Option<&str>) -> Self {
+        self.admin_token_hash = token.filter(|t| !t.is_empty()).map(auth::hash_token);
+        self
     }
 }
 
@@ -83,6 +94,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let cancel = state.shutdown.clone();
     let streams = state.streams.clone();
+    let maintenance = tokio::spawn(crate::recovery::run_maintenance(state.clone()));
     let app = router(state);
     let signal = async move {
         shutdown.await;
@@ -94,5 +106,6 @@ pub async fn serve(
         .await?;
     streams.close();
     streams.wait().await;
+    let _ = maintenance.await;
     Ok(())
 }

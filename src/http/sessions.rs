@@ -6,14 +6,14 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::auth::{authorize, bearer_token, hash_token, new_session_id, new_token};
 use super::error::{ApiError, JsonBody};
 use super::AppState;
 use crate::audio::encode_wav;
-use crate::protocol::{Answer, Question};
-use crate::store::{AnswerStatus, NewSession, SessionRow};
+use crate::protocol::Question;
+use crate::store::{load_review, NewSession, Note};
 
 pub fn router() -> Router<AppState> {
     Router::new()
@@ -22,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions/{id}/answers/{index}/audio", get(get_audio))
         .route("/v1/sessions/{id}/export.md", get(export_markdown))
         .route("/v1/sessions/{id}/rescore", post(rescore))
+        .route("/v1/sessions/{id}/notes", post(add_note))
+        .route("/v1/admin/sessions", get(admin_list_sessions))
 }
 
 #[derive(Debug, Deserialize)]
@@ -150,37 +152,22 @@ async fn create_session(State(state): State<AppState>, JsonBody(body): JsonBody<
     };
     let id = new_session_id();
     let token = new_token();
-    let created_at = time::OffsetDateTime::now_utc()
-        .format(&time::format_description::well_known::Rfc3339)
-        .expect("UTC times format");
-    let session = NewSession { id: id.clone(), token_hash: hash_token(&token), created_at, guide, questions };
+    let session = NewSession {
+        id: id.clone(),
+        token_hash: hash_token(&token),
+        created_at: now_rfc3339(),
+        created_at_ms: crate::recovery::now_ms(),
+        guide,
+        questions,
+    };
     state.store.create_session(&session).await?;
     tracing::info!(session = %id, questions = session.questions.len(), "session created");
     let body = json!({ "id": id, "token": token, "questions": session.questions });
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
-/// The finished answers of a session, in question order.
-async fn finished_answers(state: &AppState, id: &str) -> Result<Vec<Answer>, ApiError> {
-    Ok(state
-        .store
-        .answers(id)
-        .await?
-        .into_iter()
-        .filter(|a| matches!(a.status, AnswerStatus::Answered | AnswerStatus::Interrupted))
-        .filter_map(|a| a.answer)
-        .collect())
-}
-
-fn review_json(session: &SessionRow, answers: &[Answer]) -> Value {
-    json!({
-        "id": session.id,
-        "created_at": session.created_at,
-        "guide": session.guide,
-        "complete": session.status == crate::store::SessionStatus::Complete,
-        "questions": session.questions,
-        "answers": answers,
-    })
+fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc().format(&time::format_description::well_known::Rfc3339).expect("UTC times format")
 }
 
 fn no_store(response: impl IntoResponse) -> Response {
@@ -189,8 +176,7 @@ fn no_store(response: impl IntoResponse) -> Response {
 
 async fn get_session(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
-    let answers = finished_answers(&state, &id).await?;
-    Ok(no_store(Json(review_json(&session, &answers))))
+    Ok(no_store(Json(load_review(state.store.as_ref(), session).await?)))
 }
 
 async fn get_audio(
@@ -201,7 +187,7 @@ async fn get_audio(
     authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
     let index: usize = index.parse().map_err(|_| ApiError::bad_request("invalid_index", "index: a whole number"))?;
     let samples = state.store.answer_audio(&id, index).await?.ok_or(ApiError::NotFound("answer"))?;
-    Ok(no_store(([(header::CONTENT_TYPE, "audio/wav")], encode_wav(&samples))))
+    Ok(no_store(super::range::ranged(&headers, "audio/wav", encode_wav(&samples))))
 }
 
 async fn delete_session(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
@@ -213,24 +199,74 @@ async fn delete_session(State(state): State<AppState>, Path(id): Path<String>, h
 
 async fn export_markdown(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
-    let answers = finished_answers(&state, &id).await?;
-    let markdown = crate::session::export_markdown(&session.created_at, &session.questions, &answers);
+    let markdown = load_review(state.store.as_ref(), session).await?.markdown();
     Ok(no_store(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], markdown)))
 }
 
 /// Scores the stored answers again with the guides as they are now (after a guide changed).
 async fn rescore(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
-    let mut answers = Vec::new();
+    let mut rescored = 0;
     for row in state.store.answers(&id).await? {
         let Some(mut answer) = row.answer else { continue };
         let Some(question) = session.questions.get(answer.index) else { continue };
         answer.checklist = state.checklists.score(session.guide.as_deref(), &question.competencies, &answer.segments);
         state.store.finish_answer(&id, answer.index, row.status, Some(&answer)).await?;
-        if matches!(row.status, AnswerStatus::Answered | AnswerStatus::Interrupted) {
-            answers.push(answer);
-        }
+        rescored += 1;
     }
-    tracing::info!(session = %id, answers = answers.len(), "session rescored");
-    Ok(no_store(Json(review_json(&session, &answers))))
+    tracing::info!(session = %id, answers = rescored, "session rescored");
+    Ok(no_store(Json(load_review(state.store.as_ref(), session).await?)))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewNote {
+    index: usize,
+    at_ms: u64,
+    text: String,
+}
+
+const MAX_NOTE_CHARS: usize = 4_000;
+
+/// A reviewer's note on an answer at a time; shown in the review and the export.
+async fn add_note(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    JsonBody(body): JsonBody<NewNote>,
+) -> Result<Response, ApiError> {
+    let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
+    if body.index >= session.questions.len() {
+        return Err(ApiError::bad_request("invalid_note", format!("index: the session has {} questions", session.questions.len())));
+    }
+    if body.at_ms > state.limits.max_answer_ms {
+        return Err(ApiError::bad_request("invalid_note", format!("at_ms: at most {}", state.limits.max_answer_ms)));
+    }
+    let text = body.text.trim();
+    if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
+        return Err(ApiError::bad_request("invalid_note", format!("text: 1 to {MAX_NOTE_CHARS} characters")));
+    }
+    let note = Note { id: new_session_id(), index: body.index, at_ms: body.at_ms, text: text.to_string(), created_at: now_rfc3339() };
+    state.store.add_note(&id, &note).await?;
+    Ok((StatusCode::CREATED, no_store(Json(note))).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct ListQuery {
+    limit: Option<usize>,
+}
+
+/// The operator's list of sessions, behind the admin token from the settings (404 when no
+/// admin token is configured: the endpoint does not exist then).
+async fn admin_list_sessions(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    axum::extract::Query(query): axum::extract::Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let expected = state.admin_token_hash.as_ref().ok_or(ApiError::NotFound("endpoint"))?;
+    let presented = bearer_token(&headers).ok_or(ApiError::Unauthorized)?;
+    if !bool::from(subtle::ConstantTimeEq::ct_eq(hash_token(presented).as_slice(), expected.as_slice())) {
+        return Err(ApiError::Unauthorized);
+    }
+    let limit = query.limit.unwrap_or(100).clamp(1, 1000);
+    Ok(no_store(Json(state.store.list_sessions(limit).await?)))
 }

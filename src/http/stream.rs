@@ -25,6 +25,7 @@ use crate::audio::{decode_frame, ms_to_samples, to_i16, StreamResampler};
 use crate::protocol::{decode_client_message, AudioSpec, ClientMessage, Question, ServerMessage};
 use crate::session::{LiveAnswer, LiveEvent, StretchJob};
 use crate::store::{AnswerStatus, SessionRow, SessionStatus, StoreError};
+use crate::recovery::{now_ms, LEASE_MS};
 use crate::transcribe::{EngineError, JobKind, TextPiece};
 
 /// WebSocket close codes used by the contract.
@@ -74,15 +75,23 @@ async fn admit(mut socket: WebSocket, state: AppState, session: SessionRow) {
         tracing::warn!("stream refused: server at capacity");
         return refuse(&mut socket, "busy", "the server is at capacity; try again shortly", close::TRY_AGAIN_LATER).await;
     };
-    if !state.active_sessions.lock().expect("lock is never poisoned").insert(session.id.clone()) {
-        return refuse(&mut socket, "stream_in_use", "this session already has an open stream", close::POLICY).await;
+    // One stream per session, across every server on the database: the stream holds a lease.
+    let owner = super::new_lease_owner();
+    let now = now_ms();
+    match state.store.take_lease(&session.id, &owner, now, now + LEASE_MS).await {
+        Ok(true) => {}
+        Ok(false) => return refuse(&mut socket, "stream_in_use", "this session already has an open stream", close::POLICY).await,
+        Err(error) => {
+            tracing::error!(%error, "cannot take a stream lease");
+            return refuse(&mut socket, "storage_failed", "the server could not open this session; try again", close::SERVER_ERROR).await;
+        }
     }
     let id = session.id.clone();
     let (sink, stream) = socket.split();
-    let mut conn = Conn::new(state, session, sink, permit);
+    let mut conn = Conn::new(state, session, sink, permit, owner);
     tracing::info!(session = %id, "stream opened");
     conn.run(stream).await;
-    conn.release();
+    conn.release().await;
     tracing::info!(session = %id, "stream closed");
 }
 
@@ -108,6 +117,7 @@ enum Input {
     Client(Option<Result<Message, axum::Error>>),
     Final(FinalResult),
     Partial(FinalResult),
+    RenewLease,
     Shutdown,
 }
 
@@ -135,12 +145,16 @@ struct Conn {
     partials: FuturesUnordered<BoxFuture<'static, FinalResult>>,
     /// Held while the stream runs: one unit of the server's capacity.
     permit: Option<OwnedSemaphorePermit>,
+    /// This stream's id in the session's lease, and when to renew it.
+    lease_owner: String,
+    lease_renewal: tokio::time::Interval,
     /// Messages to send after the current input is handled (keeps handlers free of I/O order).
     outbox: VecDeque<ServerMessage>,
 }
 
 impl Conn {
-    fn new(state: AppState, session: SessionRow, sink: SplitSink<WebSocket, Message>, permit: OwnedSemaphorePermit) -> Self {
+    fn new(state: AppState, session: SessionRow, sink: SplitSink<WebSocket, Message>, permit: OwnedSemaphorePermit, lease_owner: String) -> Self {
+        let renew_every = std::time::Duration::from_millis(LEASE_MS / 3);
         Self {
             state,
             session_id: session.id,
@@ -154,15 +168,23 @@ impl Conn {
             finals: FuturesOrdered::new(),
             partials: FuturesUnordered::new(),
             permit: Some(permit),
+            lease_owner,
+            lease_renewal: tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every),
             outbox: VecDeque::new(),
         }
     }
 
-    /// Frees the session for another stream and returns the capacity slot.
-    /// Only the first call acts: by a later one, a new stream may own the session.
-    fn release(&mut self) {
-        if self.permit.take().is_some() {
-            self.state.active_sessions.lock().expect("lock is never poisoned").remove(&self.session_id);
+    /// Frees the session for another stream and returns the capacity slot. An answer cut off
+    /// mid-way stays open for the resume window; recovery finalises it after that. Only the
+    /// first call acts.
+    async fn release(&mut self) {
+        if self.permit.take().is_none() {
+            return;
+        }
+        let recording = self.current.as_ref().is_some_and(|c| c.live.is_some());
+        let hold_until = if recording { now_ms() + self.state.limits.resume_window_ms } else { 0 };
+        if let Err(error) = self.state.store.release_lease(&self.session_id, &self.lease_owner, hold_until).await {
+            tracing::warn!(%error, "could not release a stream lease; it will expire");
         }
     }
 
@@ -186,7 +208,7 @@ impl Conn {
         let _ = self.flush_outbox().await;
         self.keep_what_was_sent().await;
         // The session is free for a reconnect from here on, and the capacity slot too.
-        self.release();
+        self.release().await;
         if let Stop::Close(code, reason) = stop {
             let frame = CloseFrame { code, reason: Utf8Bytes::from_static(reason) };
             let _ = self.sink.send(Message::Close(Some(frame))).await;
@@ -212,6 +234,7 @@ impl Conn {
             _ = self.state.shutdown.cancelled() => Input::Shutdown,
             Some(done) = self.finals.next(), if !self.finals.is_empty() => Input::Final(done),
             Some(done) = self.partials.next(), if !self.partials.is_empty() => Input::Partial(done),
+            _ = self.lease_renewal.tick() => Input::RenewLease,
             message = stream.next() => Input::Client(message),
         }
     }
@@ -227,6 +250,7 @@ impl Conn {
                 self.on_partial(done);
                 Ok(())
             }
+            Input::RenewLease => self.renew_lease().await,
             Input::Client(None) => Err(Stop::Gone),
             Input::Client(Some(Err(error))) => Err(self.on_socket_error(error)),
             Input::Client(Some(Ok(message))) => self.on_message(message).await,
@@ -575,6 +599,21 @@ impl Conn {
         }
         let _ = self.store_audio(true).await;
         self.outbox.clear();
+    }
+
+    async fn renew_lease(&mut self) -> Result<(), Stop> {
+        let now = now_ms();
+        let store = self.state.store.clone();
+        match store.take_lease(&self.session_id, &self.lease_owner, now, now + LEASE_MS).await {
+            Ok(true) => Ok(()),
+            Ok(false) => {
+                // Our lease ran out (the server stalled) and another stream took the session.
+                self.permit = None;
+                self.send_error("stream_in_use", "another stream has taken over this session", true);
+                Err(Stop::Close(close::POLICY, "stream in use"))
+            }
+            Err(error) => Err(self.store_failed(error)),
+        }
     }
 
     fn store_failed(&mut self, error: StoreError) -> Stop {

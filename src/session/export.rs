@@ -3,13 +3,14 @@
 use std::fmt::Write;
 
 use crate::protocol::{Answer, Question};
+use crate::store::Note;
 
 /// `m:ss.s` for a time on the answer's clock.
 fn clock(ms: u64) -> String {
     format!("{}:{:04.1}", ms / 60_000, (ms % 60_000) as f64 / 1000.0)
 }
 
-pub fn export_markdown(created_at: &str, questions: &[Question], answers: &[Answer]) -> String {
+pub fn export_markdown(created_at: &str, questions: &[Question], answers: &[Answer], notes: &[Note]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Interview review\n\nRecorded {created_at}.\n");
     for question in questions {
@@ -54,6 +55,13 @@ pub fn export_markdown(created_at: &str, questions: &[Question], answers: &[Answ
                 let _ = writeln!(out, "| {} | {} | {} |", item.label, item.status, detail.replace('|', "\\|"));
             }
         }
+        let pinned: Vec<&Note> = notes.iter().filter(|n| n.index == question.index).collect();
+        if !pinned.is_empty() {
+            let _ = writeln!(out, "\nReviewer notes:\n");
+            for note in pinned {
+                let _ = writeln!(out, "- at {}: {}", clock(note.at_ms), note.text);
+            }
+        }
         out.push('\n');
     }
     out
@@ -77,7 +85,9 @@ mod tests {
             interrupted: false,
             audio_ms: 6000,
         };
-        let md = export_markdown("2026-01-01T00:00:00Z", &[q(0, "Tell me about an outage."), q(1, "Why us?")], &[answer]);
+        let note = Note { id: "n".into(), index: 0, at_ms: 3_000, text: "Say who you told.".into(), created_at: String::new() };
+        let md = export_markdown("2026-01-01T00:00:00Z", &[q(0, "Tell me about an outage."), q(1, "Why us?")], &[answer], &[note]);
+        assert!(md.contains("- at 0:03.0: Say who you told."));
         assert!(md.contains("## 1. Tell me about an outage."));
         assert!(md.contains("> **0:02.1–1:05.4** We paged the on-call."));
         assert!(md.contains("Think time: 2.1 s"));

@@ -62,6 +62,7 @@ pub struct NewSession {
     pub id: String,
     pub token_hash: Vec<u8>,
     pub created_at: String,
+    pub created_at_ms: u64,
     pub guide: Option<String>,
     pub questions: Vec<Question>,
 }
@@ -90,6 +91,27 @@ pub struct AnswerRow {
     pub audio_samples: u64,
 }
 
+/// One line of the operator's session list.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SessionSummary {
+    pub id: String,
+    pub created_at: String,
+    pub guide: Option<String>,
+    pub complete: bool,
+    pub questions: usize,
+    pub answers: usize,
+}
+
+/// A reviewer's note pinned to an answer and a time in it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Note {
+    pub id: String,
+    pub index: usize,
+    pub at_ms: u64,
+    pub text: String,
+    pub created_at: String,
+}
+
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> StoreResult<()>;
@@ -110,6 +132,63 @@ pub trait Store: Send + Sync + 'static {
     async fn answer_audio(&self, id: &str, index: usize) -> StoreResult<Option<Vec<i16>>>;
     /// Deletes the session with everything it owns; false when there was none.
     async fn delete_session(&self, id: &str) -> StoreResult<bool>;
+
+    /// Newest first, at most `limit`.
+    async fn list_sessions(&self, limit: usize) -> StoreResult<Vec<SessionSummary>>;
+    /// Deletes sessions created before `created_before_ms` (epoch ms); returns how many.
+    async fn delete_sessions_before(&self, created_before_ms: u64) -> StoreResult<u64>;
+
+    async fn add_note(&self, session_id: &str, note: &Note) -> StoreResult<()>;
+    async fn notes(&self, session_id: &str) -> StoreResult<Vec<Note>>;
+
+    /// Takes the session's stream lease for `owner` until `until_ms` if it is free (released,
+    /// or expired by `now_ms`) or already `owner`'s; false when another stream holds it.
+    async fn take_lease(&self, id: &str, owner: &str, now_ms: u64, until_ms: u64) -> StoreResult<bool>;
+    /// Ends `owner`'s lease (a no-op when someone else holds it now). Until `hold_until_ms` any
+    /// new stream may take the session but recovery leaves its recording answer alone, so a
+    /// dropped client can come back and resume.
+    async fn release_lease(&self, id: &str, owner: &str, hold_until_ms: u64) -> StoreResult<()>;
+    /// Answers still recording in sessions whose lease ran out by `now_ms`: their stream is gone.
+    async fn orphaned_answers(&self, now_ms: u64) -> StoreResult<Vec<(String, usize)>>;
+}
+
+/// Everything a review shows: the session's questions, its finished answers in question order
+/// and the reviewers' notes. Serialises as the `GET /v1/sessions/{id}` body.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Review {
+    pub id: String,
+    pub created_at: String,
+    pub guide: Option<String>,
+    pub complete: bool,
+    pub questions: Vec<Question>,
+    pub answers: Vec<Answer>,
+    pub notes: Vec<Note>,
+}
+
+impl Review {
+    pub fn markdown(&self) -> String {
+        crate::session::export_markdown(&self.created_at, &self.questions, &self.answers, &self.notes)
+    }
+}
+
+pub async fn load_review(store: &dyn Store, session: SessionRow) -> StoreResult<Review> {
+    let answers = store
+        .answers(&session.id)
+        .await?
+        .into_iter()
+        .filter(|a| matches!(a.status, AnswerStatus::Answered | AnswerStatus::Interrupted))
+        .filter_map(|a| a.answer)
+        .collect();
+    let notes = store.notes(&session.id).await?;
+    Ok(Review {
+        complete: session.status == SessionStatus::Complete,
+        id: session.id,
+        created_at: session.created_at,
+        guide: session.guide,
+        questions: session.questions,
+        answers,
+        notes,
+    })
 }
 
 /// Opens the store a database URL names (`sqlite://PATH` or `postgres://…`) and migrates it.

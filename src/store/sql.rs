@@ -101,10 +101,11 @@ impl Store for SqlStore {
 
     async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO sessions (id, token_hash, created_at, guide) VALUES ($1, $2, $3, $4)")
+        sqlx::query("INSERT INTO sessions (id, token_hash, created_at, created_at_ms, guide) VALUES ($1, $2, $3, $4, $5)")
             .bind(&s.id)
             .bind(&s.token_hash)
             .bind(&s.created_at)
+            .bind(to_i64(s.created_at_ms))
             .bind(&s.guide)
             .execute(&mut *tx)
             .await?;
@@ -322,6 +323,105 @@ impl Store for SqlStore {
         let deleted = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(id).execute(&self.pool).await?;
         Ok(deleted.rows_affected() > 0)
     }
+
+    async fn list_sessions(&self, limit: usize) -> StoreResult<Vec<SessionSummary>> {
+        let rows = sqlx::query(
+            "SELECT s.id, s.created_at, s.guide, s.status,
+                    (SELECT COUNT(*) FROM questions q WHERE q.session_id = s.id) AS questions,
+                    (SELECT COUNT(*) FROM answers a WHERE a.session_id = s.id AND a.answer_json IS NOT NULL) AS answers
+             FROM sessions s ORDER BY s.created_at_ms DESC, s.id LIMIT $1",
+        )
+        .bind(limit as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| SessionSummary {
+                id: r.get("id"),
+                created_at: r.get("created_at"),
+                guide: r.get("guide"),
+                complete: r.get::<String, _>("status") == "complete",
+                questions: r.get::<i64, _>("questions") as usize,
+                answers: r.get::<i64, _>("answers") as usize,
+            })
+            .collect())
+    }
+
+    async fn delete_sessions_before(&self, created_before_ms: u64) -> StoreResult<u64> {
+        let deleted = sqlx::query("DELETE FROM sessions WHERE created_at_ms < $1")
+            .bind(to_i64(created_before_ms))
+            .execute(&self.pool)
+            .await?;
+        Ok(deleted.rows_affected())
+    }
+
+    async fn add_note(&self, session_id: &str, note: &Note) -> StoreResult<()> {
+        sqlx::query("INSERT INTO notes (id, session_id, idx, at_ms, text, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&note.id)
+            .bind(session_id)
+            .bind(note.index as i64)
+            .bind(to_i64(note.at_ms))
+            .bind(&note.text)
+            .bind(&note.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn notes(&self, session_id: &str) -> StoreResult<Vec<Note>> {
+        let rows = sqlx::query(
+            "SELECT id, idx, at_ms, text, created_at FROM notes WHERE session_id = $1 ORDER BY idx, at_ms, created_at",
+        )
+        .bind(session_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| Note {
+                id: r.get("id"),
+                index: r.get::<i64, _>("idx") as usize,
+                at_ms: r.get::<i64, _>("at_ms") as u64,
+                text: r.get("text"),
+                created_at: r.get("created_at"),
+            })
+            .collect())
+    }
+
+    async fn take_lease(&self, id: &str, owner: &str, now_ms: u64, until_ms: u64) -> StoreResult<bool> {
+        let taken = sqlx::query(
+            "UPDATE sessions SET lease_owner = $1, lease_until_ms = $2
+             WHERE id = $3 AND (lease_until_ms < $4 OR lease_owner IS NULL OR lease_owner = $5)",
+        )
+        .bind(owner)
+        .bind(to_i64(until_ms))
+        .bind(id)
+        .bind(to_i64(now_ms))
+        .bind(owner)
+        .execute(&self.pool)
+        .await?;
+        Ok(taken.rows_affected() == 1)
+    }
+
+    async fn release_lease(&self, id: &str, owner: &str, hold_until_ms: u64) -> StoreResult<()> {
+        sqlx::query("UPDATE sessions SET lease_owner = NULL, lease_until_ms = $1 WHERE id = $2 AND lease_owner = $3")
+            .bind(to_i64(hold_until_ms))
+            .bind(id)
+            .bind(owner)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn orphaned_answers(&self, now_ms: u64) -> StoreResult<Vec<(String, usize)>> {
+        let rows = sqlx::query(
+            "SELECT a.session_id, a.idx FROM answers a JOIN sessions s ON s.id = a.session_id
+             WHERE a.status = 'recording' AND s.lease_until_ms < $1 ORDER BY a.session_id, a.idx",
+        )
+        .bind(to_i64(now_ms))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get::<String, _>("session_id"), r.get::<i64, _>("idx") as usize)).collect())
+    }
 }
 
 #[cfg(test)]
@@ -365,6 +465,7 @@ mod tests {
             id: "s1".into(),
             token_hash: vec![1, 2, 3],
             created_at: "2026-01-01T00:00:00Z".into(),
+            created_at_ms: 1_000,
             guide: None,
             questions: vec![question(0), question(1)],
         };

@@ -1,5 +1,6 @@
-//! Test harness: the real server on port 0 with a scratch SQLite database, the real tiny.en
-//! model (fetched and converted on first use), and speech generated with espeak-ng.
+//! Test harness: the real server on port 0 with a scratch database of its own (SQLite always,
+//! PostgreSQL too when `VIVA_TEST_POSTGRES_URL` is set), the real tiny.en model (fetched and
+//! converted on first use), and speech generated with espeak-ng.
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
@@ -37,6 +38,7 @@ pub fn engine() -> Engine {
 }
 
 pub struct TestApp {
+    pub database_url: String,
     pub http: String,
     pub ws: String,
     pub state: AppState,
@@ -73,14 +75,85 @@ impl TestApp {
     }
 }
 
-pub async fn spawn_app() -> TestApp {
-    spawn_app_with(Limits::default()).await
+/// Runs each scenario once per store: `NAME::sqlite` always, `NAME::postgres` when
+/// `VIVA_TEST_POSTGRES_URL` is set (CI sets it).
+#[macro_export]
+macro_rules! on_both_stores {
+    ($(#[$attr:meta])* async fn $name:ident($db:ident: Db) $body:block) => {
+        mod $name {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $(#[$attr])*
+            async fn scenario($db: Db) $body
+
+            #[tokio::test]
+            async fn sqlite() {
+                scenario(Db::Sqlite).await
+            }
+
+            #[tokio::test]
+            async fn postgres() {
+                match Db::postgres() {
+                    Some(db) => scenario(db).await,
+                    None => eprintln!("skipped: set VIVA_TEST_POSTGRES_URL to run on PostgreSQL"),
+                }
+            }
+        }
+    };
 }
 
-pub async fn spawn_app_with(limits: Limits) -> TestApp {
+/// Which database a test runs on.
+#[derive(Debug, Clone)]
+pub enum Db {
+    Sqlite,
+    /// The server URL; each test gets a new database on it.
+    Postgres(String),
+}
+
+impl Db {
+    pub fn postgres() -> Option<Db> {
+        std::env::var("VIVA_TEST_POSTGRES_URL").ok().filter(|u| !u.is_empty()).map(Db::Postgres)
+    }
+
+    /// A new, empty database for one test.
+    pub async fn fresh_url(&self, dir: &Path) -> String {
+        match self {
+            Db::Sqlite => format!("sqlite://{}", dir.join("viva.db").display()),
+            Db::Postgres(server) => {
+                use sqlx::Connection;
+                let mut admin = sqlx::PgConnection::connect(server).await.expect("PostgreSQL is reachable");
+                // Databases of earlier tests that have finished; ones still in use refuse to go.
+                let stale: Vec<String> =
+                    sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'viva_test_%'")
+                        .fetch_all(&mut admin)
+                        .await
+                        .unwrap();
+                for name in stale {
+                    let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(&mut admin).await;
+                }
+                let name = format!("viva_test_{:016x}", rand::random::<u64>());
+                sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
+                let (base, _) = server.split('?').next().unwrap().rsplit_once('/').expect("URL names a database");
+                format!("{base}/{name}")
+            }
+        }
+    }
+}
+
+pub async fn spawn_app(db: &Db) -> TestApp {
+    spawn_app_with(db, Limits::default()).await
+}
+
+pub async fn spawn_app_with(db: &Db, limits: Limits) -> TestApp {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}", dir.path().join("viva.db").display());
-    let store = viva::store::connect(&url).await.unwrap();
+    let url = db.fresh_url(dir.path()).await;
+    spawn_app_on(&url, limits, dir).await
+}
+
+/// A server on an existing database (two servers may share one).
+pub async fn spawn_app_on(url: &str, limits: Limits, dir: tempfile::TempDir) -> TestApp {
+    let store = viva::store::connect(url).await.unwrap();
     let engine = tokio::task::spawn_blocking(engine).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
@@ -92,6 +165,7 @@ pub async fn spawn_app_with(limits: Limits) -> TestApp {
         let _ = stopped.await;
     }));
     TestApp {
+        database_url: url.to_string(),
         http: format!("http://{address}"),
         ws: format!("ws://{address}"),
         state,
