@@ -10,13 +10,25 @@ fn clock(ms: u64) -> String {
     format!("{}:{:04.1}", ms / 60_000, (ms % 60_000) as f64 / 1000.0)
 }
 
+fn write_notes(out: &mut String, notes: &[Note], index: usize) {
+    let pinned: Vec<&Note> = notes.iter().filter(|n| n.index == index).collect();
+    if !pinned.is_empty() {
+        let _ = writeln!(out, "\nReviewer notes:\n");
+        for note in pinned {
+            let _ = writeln!(out, "- at {}: {}", clock(note.at_ms), note.text);
+        }
+    }
+}
+
 pub fn export_markdown(created_at: &str, questions: &[Question], answers: &[Answer], notes: &[Note]) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "# Interview review\n\nRecorded {created_at}.\n");
     for question in questions {
         let _ = writeln!(out, "## {}. {}\n", question.index + 1, question.text.trim());
         let Some(answer) = answers.iter().find(|a| a.index == question.index) else {
-            let _ = writeln!(out, "_Not answered._\n");
+            let _ = writeln!(out, "_Not answered._");
+            write_notes(&mut out, notes, question.index);
+            out.push('\n');
             continue;
         };
         let t = &answer.timing;
@@ -55,13 +67,7 @@ pub fn export_markdown(created_at: &str, questions: &[Question], answers: &[Answ
                 let _ = writeln!(out, "| {} | {} | {} |", item.label, item.status, detail.replace('|', "\\|"));
             }
         }
-        let pinned: Vec<&Note> = notes.iter().filter(|n| n.index == question.index).collect();
-        if !pinned.is_empty() {
-            let _ = writeln!(out, "\nReviewer notes:\n");
-            for note in pinned {
-                let _ = writeln!(out, "- at {}: {}", clock(note.at_ms), note.text);
-            }
-        }
+        write_notes(&mut out, notes, question.index);
         out.push('\n');
     }
     out
@@ -91,6 +97,6 @@ mod tests {
         assert!(md.contains("## 1. Tell me about an outage."));
         assert!(md.contains("> **0:02.1–1:05.4** We paged the on-call."));
         assert!(md.contains("Think time: 2.1 s"));
-        assert!(md.contains("## 2. Why us?\n\n_Not answered._"));
+        assert!(md.contains("## 2. Why us?\n\n_Not answered._\n"));
     }
 }

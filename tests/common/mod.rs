@@ -153,13 +153,17 @@ pub async fn spawn_app_with(db: &Db, limits: Limits) -> TestApp {
 
 /// A server on an existing database (two servers may share one).
 pub async fn spawn_app_on(url: &str, limits: Limits, dir: tempfile::TempDir) -> TestApp {
+    spawn_app_on_with(url, limits, dir, |state| state).await
+}
+
+pub async fn spawn_app_on_with(url: &str, limits: Limits, dir: tempfile::TempDir, configure: impl FnOnce(AppState) -> AppState) -> TestApp {
     let store = viva::store::connect(url).await.unwrap();
     let engine = tokio::task::spawn_blocking(engine).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let guides = Path::new(env!("CARGO_MANIFEST_DIR")).join("guides");
     let checklists = Arc::new(viva::scoring::Checklists::load(&guides).expect("guides load"));
-    let state = AppState::new(store, engine, limits, checklists);
+    let state = configure(AppState::new(store, engine, limits, checklists));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state.clone(), async move {
         let _ = stopped.await;
