@@ -262,7 +262,8 @@ async fn run_server(settings: Settings) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("Failed to listen on {}", settings.bind))?;
     tracing::info!(address = %listener.local_addr()?, workers = settings.engine.workers, "viva is listening");
-    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists)).with_admin_token(settings.admin_token.as_deref());
+    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists)).with_admin_token(settings.admin_token.as_deref())
+        .with_web_dir(&settings.web);
     serve(listener, state, shutdown_signal()).await?;
     Ok(())
 }

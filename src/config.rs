@@ -26,6 +26,10 @@ pub struct Settings {
     #[arg(long, env = "VIVA_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
+    /// Folder of the browser client's files.
+    #[arg(long, env = "VIVA_WEB", default_value = "web")]
+    pub web: PathBuf,
+
     /// Folder of interview guides (`*.toml`), loaded and validated at start-up.
     #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
     pub guides: PathBuf,

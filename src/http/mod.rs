@@ -8,6 +8,7 @@ mod health;
 mod range;
 mod sessions;
 mod stream;
+mod web;
 
 use std::sync::Arc;
 
@@ -47,6 +48,8 @@ pub struct AppState {
     pub streams: TaskTracker,
     /// SHA-256 of the operator's admin token; `None` disables the admin API.
     pub admin_token_hash: Option<Vec<u8>>,
+    /// The browser client's files.
+    pub web_dir: std::path::PathBuf,
 }
 
 impl AppState {
@@ -60,7 +63,13 @@ impl AppState {
             shutdown: CancellationToken::new(),
             streams: TaskTracker::new(),
             admin_token_hash: None,
+            web_dir: std::path::PathBuf::from("web"),
         }
+    }
+
+    pub fn with_web_dir(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+        self.web_dir = dir.into();
+        self
     }
 
     /// Enables the admin API for bearers of `token` (an empty token leaves it disabled).
@@ -71,18 +80,20 @@ impl AppState {
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let routes = Router::new()
         .merge(health::router())
         .merge(guides::router())
         .merge(sessions::router())
         .merge(stream::router())
+        .merge(web::router(&state.web_dir))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
         // Spans name the method and path only: the query string of a stream upgrade holds the
         // session token, which must never reach a log.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
             tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
         }))
-        .with_state(state)
+        .with_state(state);
+    web::with_security_headers(routes)
 }
 
 /// Serves until `shutdown` resolves, then finalises open streams and returns. Tests pass a

@@ -163,7 +163,8 @@ pub async fn spawn_app_on_with(url: &str, limits: Limits, dir: tempfile::TempDir
     let address = listener.local_addr().unwrap();
     let guides = Path::new(env!("CARGO_MANIFEST_DIR")).join("guides");
     let checklists = Arc::new(viva::scoring::Checklists::load(&guides).expect("guides load"));
-    let state = configure(AppState::new(store, engine, limits, checklists));
+    let web = Path::new(env!("CARGO_MANIFEST_DIR")).join("web");
+    let state = configure(AppState::new(store, engine, limits, checklists).with_web_dir(web));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve(listener, state.clone(), async move {
         let _ = stopped.await;
