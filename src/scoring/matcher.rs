@@ -128,7 +128,9 @@ fn phrase_regex(phrase: &str, synonyms: &BTreeMap<String, Vec<String>>) -> Resul
                 stem_words,
             )
         } else if let Some(prefix) = word.strip_suffix('*') {
-            format!(r"{}\S*", regex::escape(&prefix.to_lowercase()))
+            // Tokens are stemmed ("declared" → "declar"), so the prefix must be too, or
+            // "declare*" would match no form of "declare" at all.
+            format!(r"{}\S*", regex::escape(&stem(&prefix.to_lowercase())))
         } else {
             stem_words(word)
         };

@@ -217,3 +217,11 @@ fn missing_items_serialise_with_null_evidence_and_a_hint() {
     assert!(json["evidence"].is_null());
     assert!(json["hint"].is_string());
 }
+
+#[test]
+fn prefix_phrases_match_every_inflection() {
+    // "declare* ... incident": the prefix is stemmed like the words it is matched against.
+    for text in ["We declare that incident.", "I declared a major incident.", "we are declaring an incident now"] {
+        assert!(covered(text, "incident-communication.declare"), "{text}");
+    }
+}
