@@ -123,7 +123,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 }
 
 /// Streams one answer; returns (seconds from connect to answer, seconds from end_answer to answer, transcript).
-async fn stream_once(http: &str, ws: &str, samples: &[i16], chunk_ms: u64, realtime: bool) -> anyhow::Result<(f64, f64, String)> {
+async fn stream_once(
+    http: &str,
+    ws: &str,
+    samples: &[i16],
+    chunk_ms: u64,
+    realtime: bool,
+) -> anyhow::Result<(f64, f64, String)> {
     let session = create_session(http, &json!({"questions": [{"text": "Benchmark answer."}]})).await?;
     let started = Instant::now();
     let mut client = StreamClient::connect(ws, &session).await?;
@@ -140,15 +146,25 @@ async fn stream_once(http: &str, ws: &str, samples: &[i16], chunk_ms: u64, realt
 }
 
 fn print_table(rows: &[Row]) {
-    let wer = |r: &Row, text: &str| r.reference.as_deref().map(|reference| format!("{:.3}", word_error_rate(reference, text)));
+    let wer = |r: &Row, text: &str| {
+        r.reference.as_deref().map(|reference| format!("{:.3}", word_error_rate(reference, text)))
+    };
     println!("| file | audio s | plain whisper s | viva end-to-end s | viva / plain | end_answer→answer ms (real time) | WER plain | WER viva |");
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
         let latency = r.latency_ms.map(|l| format!("{l:.0}")).unwrap_or_else(|| "-".into());
-        let (wer_plain, wer_viva) = (wer(r, &r.plain_text).unwrap_or("-".into()), wer(r, &r.viva_text).unwrap_or("-".into()));
+        let (wer_plain, wer_viva) =
+            (wer(r, &r.plain_text).unwrap_or("-".into()), wer(r, &r.viva_text).unwrap_or("-".into()));
         println!(
             "| {} | {:.1} | {:.3} | {:.3} | {:.2} | {} | {} | {} |",
-            r.name, r.audio_s, r.plain_s, r.viva_s, r.viva_s / r.plain_s, latency, wer_plain, wer_viva
+            r.name,
+            r.audio_s,
+            r.plain_s,
+            r.viva_s,
+            r.viva_s / r.plain_s,
+            latency,
+            wer_plain,
+            wer_viva
         );
     }
     let plain: f64 = rows.iter().map(|r| r.plain_s).sum();

@@ -204,7 +204,15 @@ async fn sessions(database: &str, command: SessionsCommand) -> anyhow::Result<()
             println!("{:<18} {:<26} {:<20} {:>9} {:>7}  complete", "id", "created", "guide", "questions", "answers");
             for s in store.list_sessions(limit).await? {
                 let guide = s.guide.as_deref().unwrap_or("(own questions)");
-                println!("{:<18} {:<26} {:<20} {:>9} {:>7}  {}", s.id, s.created_at, guide, s.questions, s.answers, if s.complete { "yes" } else { "no" });
+                println!(
+                    "{:<18} {:<26} {:<20} {:>9} {:>7}  {}",
+                    s.id,
+                    s.created_at,
+                    guide,
+                    s.questions,
+                    s.answers,
+                    if s.complete { "yes" } else { "no" }
+                );
             }
         }
         SessionsCommand::Show { id } => println!("{}", serde_json::to_string_pretty(&review(id).await?)?),
@@ -218,7 +226,11 @@ async fn review(args: ReviewArgs) -> anyhow::Result<()> {
     let (question, guide) = match (&args.question_id, &args.question) {
         (Some(id), _) => {
             let guide = checklists.guide(&args.guide).with_context(|| format!("no guide {:?}", args.guide))?;
-            let q = guide.questions.iter().find(|q| &q.id == id).with_context(|| format!("guide {} has no question {id:?}", guide.id))?;
+            let q = guide
+                .questions
+                .iter()
+                .find(|q| &q.id == id)
+                .with_context(|| format!("guide {} has no question {id:?}", guide.id))?;
             let question = crate::protocol::Question {
                 index: 0,
                 id: q.id.clone(),
@@ -233,7 +245,13 @@ async fn review(args: ReviewArgs) -> anyhow::Result<()> {
             if let Some(unknown) = competencies.iter().find(|c| !checklists.knows_competency(c)) {
                 bail!("no guide defines the competency {unknown:?}");
             }
-            let question = crate::protocol::Question { index: 0, id: "custom-1".into(), text: text.clone(), competencies, time_limit_ms: None };
+            let question = crate::protocol::Question {
+                index: 0,
+                id: "custom-1".into(),
+                text: text.clone(),
+                competencies,
+                time_limit_ms: None,
+            };
             (question, None)
         }
         (None, None) => bail!("give --question-id ID, or --question TEXT --competencies a,b"),
@@ -255,14 +273,16 @@ async fn run_server(settings: Settings) -> anyhow::Result<()> {
     let model = settings.model.clone();
     let model_name = settings.model_name.clone();
     tokio::task::spawn_blocking(move || ensure_model(&model, &model_name)).await??;
-    let checklists = crate::scoring::Checklists::load(&settings.guides).context("Failed to load the interview guides")?;
+    let checklists =
+        crate::scoring::Checklists::load(&settings.guides).context("Failed to load the interview guides")?;
     let store = crate::store::connect(&settings.database).await.context("Failed to open the database")?;
     let engine = start_engine(&settings.model, &settings.engine).await?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await
         .with_context(|| format!("Failed to listen on {}", settings.bind))?;
     tracing::info!(address = %listener.local_addr()?, workers = settings.engine.workers, "viva is listening");
-    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists)).with_admin_token(settings.admin_token.as_deref())
+    let state = AppState::new(store, engine, settings.limits, Arc::new(checklists))
+        .with_admin_token(settings.admin_token.as_deref())
         .with_web_dir(&settings.web);
     serve(listener, state, shutdown_signal()).await?;
     Ok(())

@@ -50,12 +50,20 @@ impl StreamClient {
     }
 
     pub async fn start_s16(&mut self, sample_rate: u32) -> anyhow::Result<()> {
-        self.send_json(json!({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": sample_rate, "channels": 1}}))
-            .await
+        self.send_json(
+            json!({"type": "start", "audio": {"encoding": "pcm_s16le", "sample_rate": sample_rate, "channels": 1}}),
+        )
+        .await
     }
 
     /// Sends mono 16-bit samples in chunks of `chunk_ms`, paced in real time when `realtime`.
-    pub async fn send_audio(&mut self, samples: &[i16], sample_rate: u32, chunk_ms: u64, realtime: bool) -> anyhow::Result<()> {
+    pub async fn send_audio(
+        &mut self,
+        samples: &[i16],
+        sample_rate: u32,
+        chunk_ms: u64,
+        realtime: bool,
+    ) -> anyhow::Result<()> {
         let chunk = (sample_rate as u64 * chunk_ms / 1000).max(1) as usize;
         let started = Instant::now();
         for (n, piece) in samples.chunks(chunk).enumerate() {

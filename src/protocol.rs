@@ -223,15 +223,13 @@ mod tests {
         .unwrap();
         assert_eq!(
             m,
-            ClientMessage::Start {
-                audio: AudioSpec { encoding: Encoding::PcmS16le, sample_rate: 16000, channels: 1 }
-            }
+            ClientMessage::Start { audio: AudioSpec { encoding: Encoding::PcmS16le, sample_rate: 16000, channels: 1 } }
         );
         let e = decode_client_message(r#"{"type":"start","audio":{"encoding":"pcm_s16le","sample_rate":96000}}"#)
             .unwrap_err();
         assert_eq!(e.code(), "unsupported_audio");
-        let e = decode_client_message(r#"{"type":"start","audio":{"encoding":"opus","sample_rate":16000}}"#)
-            .unwrap_err();
+        let e =
+            decode_client_message(r#"{"type":"start","audio":{"encoding":"opus","sample_rate":16000}}"#).unwrap_err();
         assert_eq!(e.code(), "unsupported_audio");
         let e = decode_client_message(
             r#"{"type":"start","audio":{"encoding":"pcm_f32le","sample_rate":16000,"channels":3}}"#,

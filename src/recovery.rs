@@ -66,14 +66,16 @@ async fn finalise_orphan(state: &AppState, session_id: &str, index: usize) -> an
 async fn finalise_leased(state: &AppState, session_id: &str, index: usize) -> anyhow::Result<bool> {
     let store = &state.store;
     let Some(session) = store.session(session_id).await? else { return Ok(false) };
-    let Some(row) = store.answers(session_id).await?.into_iter().find(|a| a.index == index && a.status == AnswerStatus::Recording)
+    let Some(row) =
+        store.answers(session_id).await?.into_iter().find(|a| a.index == index && a.status == AnswerStatus::Recording)
     else {
         return Ok(false);
     };
     let Some(question) = session.questions.get(index) else { return Ok(false) };
     let audio = store.answer_audio(session_id, index).await?.unwrap_or_default();
     let limits = &state.limits;
-    let mut live = LiveAnswer::new(index, row.asked_at_ms, question.time_limit_ms, limits.max_answer_ms, limits.time_warning_ms);
+    let mut live =
+        LiveAnswer::new(index, row.asked_at_ms, question.time_limit_ms, limits.max_answer_ms, limits.time_warning_ms);
     let mut events = live.resume(&audio, row.segments);
     events.extend(live.finish());
     for (seq, segment) in crate::review::transcribe_closed(&state.engine, &mut live, events).await? {

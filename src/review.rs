@@ -9,7 +9,11 @@ use crate::transcribe::{Engine, EngineError, JobKind};
 
 /// Transcribes the stretches `events` closed, one after another, into `live`; returns the new
 /// segments with their sequence numbers (for storing).
-pub async fn transcribe_closed(engine: &Engine, live: &mut LiveAnswer, events: Vec<LiveEvent>) -> Result<Vec<(usize, Segment)>, EngineError> {
+pub async fn transcribe_closed(
+    engine: &Engine,
+    live: &mut LiveAnswer,
+    events: Vec<LiveEvent>,
+) -> Result<Vec<(usize, Segment)>, EngineError> {
     let mut added = Vec::new();
     for event in events {
         if let LiveEvent::Transcribe(mut job) = event {
@@ -30,7 +34,13 @@ pub async fn review_recording(
 ) -> Result<Answer, EngineError> {
     // A recording is judged against the question's limit, and never cut shorter than itself otherwise.
     let length_ms = audio.len() as u64 / 16 + 1;
-    let mut live = LiveAnswer::new(question.index, 0, question.time_limit_ms, length_ms.max(question.time_limit_ms.unwrap_or(0)), 0);
+    let mut live = LiveAnswer::new(
+        question.index,
+        0,
+        question.time_limit_ms,
+        length_ms.max(question.time_limit_ms.unwrap_or(0)),
+        0,
+    );
     let mut events = live.push(audio);
     events.extend(live.finish());
     transcribe_closed(engine, &mut live, events).await?;

@@ -271,3 +271,24 @@ on_both_stores! {
         assert_eq!(r.json::<Value>().await.unwrap()["code"], "answer_not_found");
     }
 }
+
+on_both_stores! {
+    async fn every_response_carries_the_security_headers(db: Db) {
+        let app = spawn_app(&db).await;
+        for path in ["/", "/v1/guides", "/healthz", "/v1/sessions/nope"] {
+            let r = reqwest::get(app.url(path)).await.unwrap();
+            let h = r.headers();
+            let csp = h["content-security-policy"].to_str().unwrap();
+            assert!(csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+            assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
+            assert_eq!(h["x-content-type-options"], "nosniff", "{path}");
+            assert_eq!(h["referrer-policy"], "no-referrer", "{path}");
+            assert!(h["permissions-policy"].to_str().unwrap().contains("microphone=(self)"), "{path}");
+        }
+        let page = reqwest::get(app.url("/")).await.unwrap();
+        assert_eq!(page.status(), 200);
+        assert!(page.headers()["content-type"].to_str().unwrap().starts_with("text/html"));
+        let review = reqwest::get(app.url("/sessions/abcdefgh12345678")).await.unwrap();
+        assert_eq!(review.status(), 200, "the review page is served for any session path");
+    }
+}

@@ -35,7 +35,8 @@ fn review_reports_on_a_recording() {
     let (speech, rate) = speak("We declared an incident and posted updates to support every thirty minutes.");
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("answer.wav");
-    let spec = hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
     let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
     for s in concat(&[&silence(1_000, rate), &speech]) {
         writer.write_sample(s).unwrap();

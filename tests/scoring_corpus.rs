@@ -69,11 +69,7 @@ fn segments(text: &str) -> Vec<Segment> {
         .chunks(7)
         .map(|chunk| {
             let end_ms = start_ms + 400 * chunk.len() as u64;
-            let segment = Segment {
-                text: chunk.join(" "),
-                start_ms,
-                end_ms,
-            };
+            let segment = Segment { text: chunk.join(" "), start_ms, end_ms };
             start_ms = end_ms + 300;
             segment
         })
@@ -84,8 +80,7 @@ fn load() -> (Scorer, Vec<Answer>) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let guide = load_guide_file(&root.join("guides/backend-developer.toml")).expect("guide loads");
     let corpus: Corpus =
-        toml::from_str(&std::fs::read_to_string(root.join("tests/corpus/answers.toml")).unwrap())
-            .unwrap();
+        toml::from_str(&std::fs::read_to_string(root.join("tests/corpus/answers.toml")).unwrap()).unwrap();
     (Scorer::new(&guide).unwrap(), corpus.answers)
 }
 
@@ -97,10 +92,7 @@ fn measure(scorer: &Scorer, answers: &[&Answer], set: &str) -> (Counts, f64) {
         let expected: HashSet<&str> = answer.covered.iter().map(String::as_str).collect();
         for item in scorer.score_answer(&answer.competencies, &segments(&answer.text)) {
             let counts = per_competency.entry(item.competency.clone()).or_default();
-            match (
-                item.status == "covered",
-                expected.contains(item.id.as_str()),
-            ) {
+            match (item.status == "covered", expected.contains(item.id.as_str())) {
                 (true, true) => counts.true_positive += 1,
                 (true, false) => {
                     counts.false_positive += 1;
@@ -122,23 +114,12 @@ fn measure(scorer: &Scorer, answers: &[&Answer], set: &str) -> (Counts, f64) {
     let mut total = Counts::default();
     println!("{set}: {} answers", answers.len());
     for (competency, c) in &per_competency {
-        println!(
-            "  {competency:<24} P {:.3}  R {:.3}  F1 {:.3}",
-            c.precision(),
-            c.recall(),
-            c.f1()
-        );
+        println!("  {competency:<24} P {:.3}  R {:.3}  F1 {:.3}", c.precision(), c.recall(), c.f1());
         total.true_positive += c.true_positive;
         total.false_positive += c.false_positive;
         total.false_negative += c.false_negative;
     }
-    println!(
-        "  {:<24} P {:.3}  R {:.3}  F1 {:.3}",
-        "overall",
-        total.precision(),
-        total.recall(),
-        total.f1()
-    );
+    println!("  {:<24} P {:.3}  R {:.3}  F1 {:.3}", "overall", total.precision(), total.recall(), total.f1());
     let worst_competency = per_competency.values().map(|c| c.f1()).fold(1.0, f64::min);
     (total, worst_competency)
 }
@@ -152,24 +133,15 @@ fn corpus_precision_recall_f1() {
     let (holdout, holdout_worst) = measure(&scorer, &holdout, "holdout");
     // Measured when set: tuning F1 1.000 (worst competency 1.000), holdout F1 0.989 (0.909).
     assert!(tuning.f1() >= 0.97, "tuning F1 {:.3}", tuning.f1());
-    assert!(
-        tuning_worst >= 0.93,
-        "tuning worst competency F1 {tuning_worst:.3}"
-    );
+    assert!(tuning_worst >= 0.93, "tuning worst competency F1 {tuning_worst:.3}");
     assert!(holdout.f1() >= 0.95, "holdout F1 {:.3}", holdout.f1());
-    assert!(
-        holdout_worst >= 0.85,
-        "holdout worst competency F1 {holdout_worst:.3}"
-    );
+    assert!(holdout_worst >= 0.85, "holdout worst competency F1 {holdout_worst:.3}");
 }
 
 #[test]
 fn scoring_time_per_answer() {
     let (scorer, answers) = load();
-    let prepared: Vec<_> = answers
-        .iter()
-        .map(|a| (a.competencies.clone(), segments(&a.text)))
-        .collect();
+    let prepared: Vec<_> = answers.iter().map(|a| (a.competencies.clone(), segments(&a.text))).collect();
     let rounds = 20;
     let started = Instant::now();
     for _ in 0..rounds {
@@ -178,9 +150,5 @@ fn scoring_time_per_answer() {
         }
     }
     let per_answer = started.elapsed() / (rounds * prepared.len() as u32);
-    println!(
-        "scorer: {:.1} µs per answer over {} answers",
-        per_answer.as_secs_f64() * 1e6,
-        prepared.len()
-    );
+    println!("scorer: {:.1} µs per answer over {} answers", per_answer.as_secs_f64() * 1e6, prepared.len());
 }

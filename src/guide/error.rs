@@ -7,33 +7,19 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum GuideError {
     #[error("{}: cannot read guide: {source}", path.display())]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     /// Not valid TOML, or a field missing or of the wrong type.
     #[error("{}:{line}: {message}", path.display())]
-    Syntax {
-        path: PathBuf,
-        line: usize,
-        message: String,
-    },
+    Syntax { path: PathBuf, line: usize, message: String },
     /// Well-formed, but inconsistent.
     #[error("{}:{line}: {problem}", path.display())]
-    Invalid {
-        path: PathBuf,
-        line: usize,
-        problem: Problem,
-    },
+    Invalid { path: PathBuf, line: usize, problem: Problem },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
     #[error("question `{question}` refers to unknown competency `{competency}`")]
-    UnknownCompetency {
-        question: String,
-        competency: String,
-    },
+    UnknownCompetency { question: String, competency: String },
     #[error("duplicate {kind} id `{id}`")]
     DuplicateId { kind: &'static str, id: String },
     #[error("item `{item}` must be named `{competency}.<item>`")]
@@ -55,9 +41,5 @@ pub enum Problem {
 /// 1-based line of a byte offset, clamped to the text.
 pub fn line_of(text: &str, byte_offset: usize) -> usize {
     let end = byte_offset.min(text.len());
-    text.as_bytes()[..end]
-        .iter()
-        .filter(|&&b| b == b'\n')
-        .count()
-        + 1
+    text.as_bytes()[..end].iter().filter(|&&b| b == b'\n').count() + 1
 }

@@ -30,12 +30,7 @@ impl Guide {
     /// The named questions, in the order asked for.
     pub fn questions_by_ids(&self, ids: &[String]) -> Result<Vec<&Question>, UnknownQuestion> {
         ids.iter()
-            .map(|id| {
-                self.questions
-                    .iter()
-                    .find(|q| &q.id == id)
-                    .ok_or_else(|| UnknownQuestion(id.clone()))
-            })
+            .map(|id| self.questions.iter().find(|q| &q.id == id).ok_or_else(|| UnknownQuestion(id.clone())))
             .collect()
     }
 
@@ -45,19 +40,13 @@ impl Guide {
 }
 
 pub fn load_guide_file(path: &Path) -> Result<Guide, GuideError> {
-    let text = std::fs::read_to_string(path).map_err(|source| GuideError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text = std::fs::read_to_string(path).map_err(|source| GuideError::Read { path: path.to_path_buf(), source })?;
     parse_guide(&text, path)
 }
 
 /// Every `*.toml` guide in `dir`, sorted by file name so the listing is stable.
 pub fn load_guides_dir(dir: &Path) -> Result<Vec<Guide>, GuideError> {
-    let read_error = |source| GuideError::Read {
-        path: dir.to_path_buf(),
-        source,
-    };
+    let read_error = |source| GuideError::Read { path: dir.to_path_buf(), source };
     let mut paths = std::fs::read_dir(dir)
         .map_err(read_error)?
         .map(|entry| entry.map(|e| e.path()))

@@ -5,15 +5,11 @@ use std::sync::LazyLock;
 use regex::{Captures, Regex};
 
 /// Names start with a letter, so regex repetitions such as `{2}` or `{0,4}` are left alone.
-static PLACEHOLDER: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\{([a-z][a-z0-9_-]*)\}").expect("static regex"));
+static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{([a-z][a-z0-9_-]*)\}").expect("static regex"));
 
 /// Replaces every `{name}` with `expand(name)`; the first name `expand` does not know is
 /// returned as the error.
-pub fn expand_placeholders(
-    text: &str,
-    expand: impl Fn(&str) -> Option<String>,
-) -> Result<String, String> {
+pub fn expand_placeholders(text: &str, expand: impl Fn(&str) -> Option<String>) -> Result<String, String> {
     let mut unknown = None;
     let expanded = PLACEHOLDER.replace_all(text, |caps: &Captures| {
         expand(&caps[1]).unwrap_or_else(|| {
@@ -33,17 +29,12 @@ mod tests {
 
     #[test]
     fn expands_names_and_leaves_repetitions() {
-        let out = expand_placeholders(r"{tell} \w{2,3}", |n| {
-            (n == "tell").then(|| "(?:told)".into())
-        });
+        let out = expand_placeholders(r"{tell} \w{2,3}", |n| (n == "tell").then(|| "(?:told)".into()));
         assert_eq!(out.unwrap(), r"(?:told) \w{2,3}");
     }
 
     #[test]
     fn reports_unknown_name() {
-        assert_eq!(
-            expand_placeholders("{nope} x", |_| None),
-            Err("nope".to_string())
-        );
+        assert_eq!(expand_placeholders("{nope} x", |_| None), Err("nope".to_string()));
     }
 }

@@ -45,14 +45,9 @@ fn load(text: &str) -> Result<Guide, GuideError> {
 
 /// Loads `text` and returns the error message, checking it names the file and `line`.
 fn rejection(text: &str, line: usize) -> String {
-    let message = load(text)
-        .expect_err("guide should be rejected")
-        .to_string();
+    let message = load(text).expect_err("guide should be rejected").to_string();
     let prefix = format!("guides/tiny.toml:{line}: ");
-    assert!(
-        message.starts_with(&prefix),
-        "{message:?} should start with {prefix:?}"
-    );
+    assert!(message.starts_with(&prefix), "{message:?} should start with {prefix:?}");
     message
 }
 
@@ -65,19 +60,12 @@ fn loads_and_orders_questions() {
     assert_eq!(guide.questions_for(99).len(), 2);
     let picked = guide.questions_by_ids(&["second".into()]).unwrap();
     assert_eq!(picked[0].kind, QuestionKind::Technical);
-    assert_eq!(
-        guide.questions_by_ids(&["nope".into()]).unwrap_err(),
-        UnknownQuestion("nope".into())
-    );
+    assert_eq!(guide.questions_by_ids(&["nope".into()]).unwrap_err(), UnknownQuestion("nope".into()));
 }
 
 #[test]
 fn unknown_competency() {
-    let text = VALID.replacen(
-        r#"competencies = ["comms"]"#,
-        r#"competencies = ["comms", "typo"]"#,
-        1,
-    );
+    let text = VALID.replacen(r#"competencies = ["comms"]"#, r#"competencies = ["comms", "typo"]"#, 1);
     let message = rejection(&text, 23);
     assert!(message.contains("unknown competency `typo`"), "{message}");
 }
@@ -85,10 +73,7 @@ fn unknown_competency() {
 #[test]
 fn duplicate_question_id() {
     let message = rejection(&VALID.replace(r#"id = "first""#, r#"id = "second""#), 28);
-    assert!(
-        message.contains("duplicate question id `second`"),
-        "{message}"
-    );
+    assert!(message.contains("duplicate question id `second`"), "{message}");
 }
 
 #[test]
@@ -99,10 +84,7 @@ fn duplicate_item_id() {
         1,
     );
     let message = rejection(&text, 20);
-    assert!(
-        message.contains("duplicate item id `comms.updates`"),
-        "{message}"
-    );
+    assert!(message.contains("duplicate item id `comms.updates`"), "{message}");
 }
 
 #[test]
@@ -113,53 +95,32 @@ fn duplicate_competency_id() {
         1,
     );
     let message = rejection(&text, 20);
-    assert!(
-        message.contains("duplicate competency id `comms`"),
-        "{message}"
-    );
+    assert!(message.contains("duplicate competency id `comms`"), "{message}");
 }
 
 #[test]
 fn item_not_prefixed_by_competency() {
-    let message = rejection(
-        &VALID.replace(r#"id = "comms.updates""#, r#"id = "updates""#),
-        13,
-    );
-    assert!(
-        message.contains("item `updates` must be named `comms.<item>`"),
-        "{message}"
-    );
+    let message = rejection(&VALID.replace(r#"id = "comms.updates""#, r#"id = "updates""#), 13);
+    assert!(message.contains("item `updates` must be named `comms.<item>`"), "{message}");
 }
 
 #[test]
 fn bad_regex() {
     let message = rejection(&VALID.replace(r"every \d+ minutes", "every (minutes"), 17);
-    assert!(
-        message.contains("item `comms.updates` has a bad pattern"),
-        "{message}"
-    );
+    assert!(message.contains("item `comms.updates` has a bad pattern"), "{message}");
 }
 
 #[test]
 fn unknown_synonym_class() {
     let message = rejection(&VALID.replace("{tell} support", "{say} support"), 16);
-    assert!(
-        message.contains("unknown synonym class `{say}`"),
-        "{message}"
-    );
+    assert!(message.contains("unknown synonym class `{say}`"), "{message}");
 }
 
 #[test]
 fn missing_required_field() {
     // Reported at the header of the table that lacks it.
-    let message = rejection(
-        &VALID.replace("time_limit_ms = 60000\norder = 1", "order = 1"),
-        27,
-    );
-    assert!(
-        message.contains("missing field `time_limit_ms`"),
-        "{message}"
-    );
+    let message = rejection(&VALID.replace("time_limit_ms = 60000\norder = 1", "order = 1"), 27);
+    assert!(message.contains("missing field `time_limit_ms`"), "{message}");
 }
 
 #[test]
@@ -171,11 +132,7 @@ fn toml_syntax_error() {
 #[test]
 fn empty_question_list() {
     let cut = VALID.find("[[questions]]").unwrap();
-    let text = VALID[..cut].replacen(
-        "title = \"Tiny\"\n",
-        "title = \"Tiny\"\nquestions = []\n",
-        1,
-    );
+    let text = VALID[..cut].replacen("title = \"Tiny\"\n", "title = \"Tiny\"\nquestions = []\n", 1);
     let message = rejection(&text, 3);
     assert!(message.contains("no questions"), "{message}");
 }
@@ -183,19 +140,12 @@ fn empty_question_list() {
 #[test]
 fn unreadable_file_names_path() {
     let err = load_guide_file(Path::new("/nonexistent/guide.toml")).unwrap_err();
-    assert!(err
-        .to_string()
-        .starts_with("/nonexistent/guide.toml: cannot read guide"));
+    assert!(err.to_string().starts_with("/nonexistent/guide.toml: cannot read guide"));
 }
 
 #[test]
 fn loads_the_shipped_guides() {
-    let guides = load_guides_dir(
-        Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("guides")
-            .as_path(),
-    )
-    .unwrap();
+    let guides = load_guides_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("guides").as_path()).unwrap();
     let guide = guides.iter().find(|g| g.id == "backend-developer").unwrap();
     assert!(guide.questions.len() >= 24);
 }

@@ -40,28 +40,15 @@ pub fn validate(file: GuideFile) -> Result<Guide, Rejection> {
         title: file.title,
         questions,
         competencies,
-        vocabulary: Vocabulary {
-            heard_as: file.heard_as,
-            synonyms,
-        },
+        vocabulary: Vocabulary { heard_as: file.heard_as, synonyms },
     })
 }
 
-fn unique(
-    seen: &mut HashSet<String>,
-    id: &Spanned<String>,
-    kind: &'static str,
-) -> Result<(), Rejection> {
+fn unique(seen: &mut HashSet<String>, id: &Spanned<String>, kind: &'static str) -> Result<(), Rejection> {
     if seen.insert(id.get_ref().clone()) {
         Ok(())
     } else {
-        Err((
-            id.span().start,
-            Problem::DuplicateId {
-                kind,
-                id: id.get_ref().clone(),
-            },
-        ))
+        Err((id.span().start, Problem::DuplicateId { kind, id: id.get_ref().clone() }))
     }
 }
 
@@ -71,26 +58,16 @@ fn question(
     seen: &mut HashSet<String>,
 ) -> Result<Question, Rejection> {
     unique(seen, &raw.id, "question")?;
-    if let Some(bad) = raw
-        .competencies
-        .iter()
-        .find(|c| !competency_ids.contains(c.get_ref()))
-    {
-        let problem = Problem::UnknownCompetency {
-            question: raw.id.get_ref().clone(),
-            competency: bad.get_ref().clone(),
-        };
+    if let Some(bad) = raw.competencies.iter().find(|c| !competency_ids.contains(c.get_ref())) {
+        let problem =
+            Problem::UnknownCompetency { question: raw.id.get_ref().clone(), competency: bad.get_ref().clone() };
         return Err((bad.span().start, problem));
     }
     Ok(Question {
         id: raw.id.into_inner(),
         kind: raw.kind,
         text: raw.text,
-        competencies: raw
-            .competencies
-            .into_iter()
-            .map(Spanned::into_inner)
-            .collect(),
+        competencies: raw.competencies.into_iter().map(Spanned::into_inner).collect(),
         time_limit_ms: raw.time_limit_ms,
         order: raw.order,
     })
@@ -104,9 +81,7 @@ fn competency(
 ) -> Result<Competency, Rejection> {
     unique(seen, &raw.id, "competency")?;
     if raw.items.is_empty() {
-        let problem = Problem::NoItems {
-            competency: raw.id.get_ref().clone(),
-        };
+        let problem = Problem::NoItems { competency: raw.id.get_ref().clone() };
         return Err((raw.id.span().start, problem));
     }
     let prefix = format!("{}.", raw.id.get_ref());
@@ -125,56 +100,30 @@ fn competency(
             checked_item(item, synonyms)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Competency {
-        id: raw.id.into_inner(),
-        label: raw.label,
-        description: raw.description,
-        items,
-    })
+    Ok(Competency { id: raw.id.into_inner(), label: raw.label, description: raw.description, items })
 }
 
-fn checked_item(
-    raw: ItemFile,
-    synonyms: &BTreeMap<String, Vec<String>>,
-) -> Result<Item, Rejection> {
+fn checked_item(raw: ItemFile, synonyms: &BTreeMap<String, Vec<String>>) -> Result<Item, Rejection> {
     let item_id = raw.id.get_ref().clone();
     if raw.phrases.is_empty() && raw.patterns.is_empty() {
         return Err((raw.id.span().start, Problem::Undetectable { item: item_id }));
     }
     // A class only needs to exist here; its words are escaped when the scorer compiles it.
     let known = |name: &str| synonyms.contains_key(name).then(|| "(?:x)".to_string());
-    let unknown_class = |at: usize, class: String| {
-        (
-            at,
-            Problem::UnknownSynonymClass {
-                item: item_id.clone(),
-                class,
-            },
-        )
-    };
+    let unknown_class = |at: usize, class: String| (at, Problem::UnknownSynonymClass { item: item_id.clone(), class });
     for phrase in &raw.phrases {
         let words: Vec<&str> = phrase.get_ref().split_whitespace().collect();
-        let gap_at_edge =
-            words.first().is_some_and(|w| *w == "...") || words.last().is_some_and(|w| *w == "...");
+        let gap_at_edge = words.first().is_some_and(|w| *w == "...") || words.last().is_some_and(|w| *w == "...");
         if words.is_empty() || gap_at_edge {
-            return Err((
-                phrase.span().start,
-                Problem::BadPhrase {
-                    item: item_id.clone(),
-                },
-            ));
+            return Err((phrase.span().start, Problem::BadPhrase { item: item_id.clone() }));
         }
-        expand_placeholders(phrase.get_ref(), known)
-            .map_err(|c| unknown_class(phrase.span().start, c))?;
+        expand_placeholders(phrase.get_ref(), known).map_err(|c| unknown_class(phrase.span().start, c))?;
     }
     for pattern in &raw.patterns {
-        let expanded = expand_placeholders(pattern.get_ref(), known)
-            .map_err(|c| unknown_class(pattern.span().start, c))?;
+        let expanded =
+            expand_placeholders(pattern.get_ref(), known).map_err(|c| unknown_class(pattern.span().start, c))?;
         if let Err(e) = regex::Regex::new(&expanded) {
-            let problem = Problem::BadPattern {
-                item: item_id.clone(),
-                message: e.to_string(),
-            };
+            let problem = Problem::BadPattern { item: item_id.clone(), message: e.to_string() };
             return Err((pattern.span().start, problem));
         }
     }

@@ -68,9 +68,9 @@ fn database_unreachable(error: &sqlx::Error) -> bool {
         | sqlx::Error::WorkerCrashed => true,
         // SQLSTATE class 08 (connection exception), 57P0x (server shutting down or
         // terminating sessions), 3D000 (the database is gone); SQLite's "unable to open" (14).
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || code.starts_with("57P0") || code == "3D000" || code == "14"
-        }),
+        sqlx::Error::Database(db) => db
+            .code()
+            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0") || code == "3D000" || code == "14"),
         _ => false,
     }
 }

@@ -25,7 +25,10 @@ pub fn requested_range(headers: &HeaderMap, len: u64) -> Option<Result<(u64, u64
 /// The response for `body`, honouring a single byte range.
 pub fn ranged(headers: &HeaderMap, content_type: &'static str, body: Vec<u8>) -> Response {
     let len = body.len() as u64;
-    let base = [(header::CONTENT_TYPE, HeaderValue::from_static(content_type)), (header::ACCEPT_RANGES, HeaderValue::from_static("bytes"))];
+    let base = [
+        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
+        (header::ACCEPT_RANGES, HeaderValue::from_static("bytes")),
+    ];
     match requested_range(headers, len) {
         None => (base, body).into_response(),
         Some(Ok((start, end))) => {

@@ -75,7 +75,10 @@ fn custom_questions(state: &AppState, questions: Vec<NewQuestion>) -> Result<Vec
             }
             let id = q.id.unwrap_or_else(|| format!("custom-{}", index + 1));
             if !valid_slug(&id) {
-                return Err(ApiError::bad_request("invalid_question", format!("{}: letters, digits, - _ . only", field("id"))));
+                return Err(ApiError::bad_request(
+                    "invalid_question",
+                    format!("{}: letters, digits, - _ . only", field("id")),
+                ));
             }
             if q.competencies.len() > MAX_COMPETENCIES || !q.competencies.iter().all(|c| valid_slug(c)) {
                 return Err(ApiError::bad_request(
@@ -86,14 +89,21 @@ fn custom_questions(state: &AppState, questions: Vec<NewQuestion>) -> Result<Vec
             if let Some(unknown) = q.competencies.iter().find(|c| !state.checklists.knows_competency(c)) {
                 return Err(ApiError::bad_request(
                     "unknown_competency",
-                    format!("{}: no guide defines the competency {unknown:?} (see GET /v1/guides/{{id}})", field("competencies")),
+                    format!(
+                        "{}: no guide defines the competency {unknown:?} (see GET /v1/guides/{{id}})",
+                        field("competencies")
+                    ),
                 ));
             }
             if let Some(limit) = q.time_limit_ms {
                 if !(MIN_TIME_LIMIT_MS..=limits.max_answer_ms).contains(&limit) {
                     return Err(ApiError::bad_request(
                         "invalid_question",
-                        format!("{}: between {MIN_TIME_LIMIT_MS} and {} ms", field("time_limit_ms"), limits.max_answer_ms),
+                        format!(
+                            "{}: between {MIN_TIME_LIMIT_MS} and {} ms",
+                            field("time_limit_ms"),
+                            limits.max_answer_ms
+                        ),
                     ));
                 }
             }
@@ -103,7 +113,12 @@ fn custom_questions(state: &AppState, questions: Vec<NewQuestion>) -> Result<Vec
 }
 
 /// Questions from a guide: the first `count` in the guide's order, or the ones named.
-fn guide_questions(state: &AppState, guide_id: &str, count: Option<usize>, ids: Option<Vec<String>>) -> Result<Vec<Question>, ApiError> {
+fn guide_questions(
+    state: &AppState,
+    guide_id: &str,
+    count: Option<usize>,
+    ids: Option<Vec<String>>,
+) -> Result<Vec<Question>, ApiError> {
     let guide = state.checklists.guide(guide_id).ok_or(ApiError::NotFound("guide"))?;
     let max = state.limits.max_questions;
     let chosen: Vec<&crate::guide::Question> = match (count, ids) {
@@ -121,7 +136,10 @@ fn guide_questions(state: &AppState, guide_id: &str, count: Option<usize>, ids: 
                 return Err(ApiError::bad_request("invalid_question_ids", format!("question_ids: 1 to {max} ids")));
             }
             guide.questions_by_ids(&ids).map_err(|unknown| {
-                ApiError::bad_request("unknown_question", format!("question_ids: the guide has no question {:?}", unknown.0))
+                ApiError::bad_request(
+                    "unknown_question",
+                    format!("question_ids: the guide has no question {:?}", unknown.0),
+                )
             })?
         }
         (None, None) => guide.questions.iter().take(max).collect(),
@@ -139,7 +157,10 @@ fn guide_questions(state: &AppState, guide_id: &str, count: Option<usize>, ids: 
         .collect())
 }
 
-async fn create_session(State(state): State<AppState>, JsonBody(body): JsonBody<CreateSession>) -> Result<Response, ApiError> {
+async fn create_session(
+    State(state): State<AppState>,
+    JsonBody(body): JsonBody<CreateSession>,
+) -> Result<Response, ApiError> {
     let (questions, guide) = match (body.questions, body.guide) {
         (Some(questions), None) => (custom_questions(&state, questions)?, None),
         (None, Some(guide)) => (guide_questions(&state, &guide, body.count, body.question_ids)?, Some(guide)),
@@ -174,7 +195,11 @@ fn no_store(response: impl IntoResponse) -> Response {
     ([(header::CACHE_CONTROL, "no-store")], response).into_response()
 }
 
-async fn get_session(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn get_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
     Ok(no_store(Json(load_review(state.store.as_ref(), session).await?)))
 }
@@ -190,21 +215,33 @@ async fn get_audio(
     Ok(no_store(super::range::ranged(&headers, "audio/wav", encode_wav(&samples))))
 }
 
-async fn delete_session(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<StatusCode, ApiError> {
+async fn delete_session(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
     authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
     state.store.delete_session(&id).await?;
     tracing::info!(session = %id, "session deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn export_markdown(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn export_markdown(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
     let markdown = load_review(state.store.as_ref(), session).await?.markdown();
     Ok(no_store(([(header::CONTENT_TYPE, "text/markdown; charset=utf-8")], markdown)))
 }
 
 /// Scores the stored answers again with the guides as they are now (after a guide changed).
-async fn rescore(State(state): State<AppState>, Path(id): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {
+async fn rescore(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
     let mut rescored = 0;
     for row in state.store.answers(&id).await? {
@@ -236,7 +273,10 @@ async fn add_note(
 ) -> Result<Response, ApiError> {
     let session = authorize(state.store.as_ref(), &id, bearer_token(&headers)).await?;
     if body.index >= session.questions.len() {
-        return Err(ApiError::bad_request("invalid_note", format!("index: the session has {} questions", session.questions.len())));
+        return Err(ApiError::bad_request(
+            "invalid_note",
+            format!("index: the session has {} questions", session.questions.len()),
+        ));
     }
     if body.at_ms > state.limits.max_answer_ms {
         return Err(ApiError::bad_request("invalid_note", format!("at_ms: at most {}", state.limits.max_answer_ms)));
@@ -245,7 +285,13 @@ async fn add_note(
     if text.is_empty() || text.chars().count() > MAX_NOTE_CHARS {
         return Err(ApiError::bad_request("invalid_note", format!("text: 1 to {MAX_NOTE_CHARS} characters")));
     }
-    let note = Note { id: new_session_id(), index: body.index, at_ms: body.at_ms, text: text.to_string(), created_at: now_rfc3339() };
+    let note = Note {
+        id: new_session_id(),
+        index: body.index,
+        at_ms: body.at_ms,
+        text: text.to_string(),
+        created_at: now_rfc3339(),
+    };
     state.store.add_note(&id, &note).await?;
     Ok((StatusCode::CREATED, no_store(Json(note))).into_response())
 }

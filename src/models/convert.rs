@@ -95,11 +95,12 @@ pub fn hparams_from_ct2(m: &Ct2Model) -> Result<Hparams, String> {
         _ => Err(format!("scalar {name} is missing or invalid")),
     };
     let layers = |side: &str| {
-        (0..).take_while(|i| {
-            let p = format!("{side}/layer_{i}/");
-            m.vars().iter().any(|v| v.name.starts_with(&p))
-        })
-        .count() as u32
+        (0..)
+            .take_while(|i| {
+                let p = format!("{side}/layer_{i}/");
+                m.vars().iter().any(|v| v.name.starts_with(&p))
+            })
+            .count() as u32
     };
     let emb = dims("decoder/embeddings/weight", 2)?;
     let enc_pos = dims("encoder/position_encodings/encodings", 2)?;

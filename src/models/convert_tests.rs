@@ -30,7 +30,8 @@ pub(crate) fn synthetic_ct2() -> Vec<u8> {
         }
         for (block, fused) in blocks {
             let p = format!("{side}/layer_0/{block}");
-            let (fused_name, out_name) = if block == "attention" { ("linear_1", "linear_2") } else { ("linear_0", "linear_1") };
+            let (fused_name, out_name) =
+                if block == "attention" { ("linear_1", "linear_2") } else { ("linear_0", "linear_1") };
             vars.push((format!("{p}/{fused_name}/weight"), vec![fused * S, S]));
             vars.push((format!("{p}/{fused_name}/bias"), vec![fused * S]));
             vars.push((format!("{p}/{out_name}/weight"), vec![S, S]));
@@ -143,11 +144,23 @@ fn qkv_split_and_types() {
 fn name_mapping() {
     let s = |n: &str| ct2_source(n).map(|s| (s.var, s.part, s.parts));
     assert_eq!(s("encoder.conv1.weight"), Some(("encoder/conv1/weight".into(), 0, 1)));
-    assert_eq!(s("encoder.blocks.3.attn.key.weight"), Some(("encoder/layer_3/self_attention/linear_0/weight".into(), 1, 3)));
-    assert_eq!(s("decoder.blocks.0.cross_attn.key.weight"), Some(("decoder/layer_0/attention/linear_1/weight".into(), 0, 2)));
-    assert_eq!(s("decoder.blocks.0.cross_attn.out.bias"), Some(("decoder/layer_0/attention/linear_2/bias".into(), 0, 1)));
+    assert_eq!(
+        s("encoder.blocks.3.attn.key.weight"),
+        Some(("encoder/layer_3/self_attention/linear_0/weight".into(), 1, 3))
+    );
+    assert_eq!(
+        s("decoder.blocks.0.cross_attn.key.weight"),
+        Some(("decoder/layer_0/attention/linear_1/weight".into(), 0, 2))
+    );
+    assert_eq!(
+        s("decoder.blocks.0.cross_attn.out.bias"),
+        Some(("decoder/layer_0/attention/linear_2/bias".into(), 0, 1))
+    );
     assert_eq!(s("encoder.blocks.0.mlp.2.bias"), Some(("encoder/layer_0/ffn/linear_1/bias".into(), 0, 1)));
-    assert_eq!(s("decoder.blocks.1.cross_attn_ln.weight"), Some(("decoder/layer_1/attention/layer_norm/gamma".into(), 0, 1)));
+    assert_eq!(
+        s("decoder.blocks.1.cross_attn_ln.weight"),
+        Some(("decoder/layer_1/attention/layer_norm/gamma".into(), 0, 1))
+    );
     assert_eq!(s("encoder.ln_post.bias"), Some(("encoder/layer_norm/beta".into(), 0, 1)));
     assert_eq!(s("decoder.positional_embedding"), Some(("decoder/position_encodings/encodings".into(), 0, 1)));
     assert_eq!(s("encoder.blocks.0.cross_attn.query.weight"), None);

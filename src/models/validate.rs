@@ -127,9 +127,8 @@ fn read_tensor<R: Read + Seek>(
     let name = String::from_utf8(b.bytes(name_len as u64, "tensor name")?)
         .map_err(|_| ParseError::new(start, "tensor name is not UTF-8"))?;
     let at = |m: String| ParseError::new(start, format!("tensor {name}: {m}"));
-    let (want_dims, want_ty) = expected
-        .remove(&name)
-        .ok_or_else(|| at("unexpected (unknown or duplicate) tensor".into()))?;
+    let (want_dims, want_ty) =
+        expected.remove(&name).ok_or_else(|| at("unexpected (unknown or duplicate) tensor".into()))?;
     if dims != want_dims {
         return Err(at(format!("dims {dims:?}, expected {want_dims:?}")));
     }

@@ -51,7 +51,10 @@ pub fn extract_ct2(wheels: &[PathBuf], dest: &Path) -> Result<(), ModelError> {
         (0, n) if n > 0 => {
             if parts.iter().enumerate().any(|(i, (n, _))| *n as usize != i + 1) {
                 let have: Vec<u32> = parts.iter().map(|(n, _)| *n).collect();
-                return Err(bad(first, format!("model parts are not 1..={n} (found {have:?}); is a part wheel missing?")));
+                return Err(bad(
+                    first,
+                    format!("model parts are not 1..={n} (found {have:?}); is a part wheel missing?"),
+                ));
             }
             parts.iter().map(|(_, e)| e).collect()
         }

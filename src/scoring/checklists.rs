@@ -29,7 +29,8 @@ impl Checklists {
             if entries.iter().any(|(g, _)| g.id == guide.id) {
                 return Err(ChecklistsError::DuplicateGuide(guide.id));
             }
-            let scorer = Scorer::new(&guide).map_err(|source| ChecklistsError::Scorer { guide: guide.id.clone(), source })?;
+            let scorer =
+                Scorer::new(&guide).map_err(|source| ChecklistsError::Scorer { guide: guide.id.clone(), source })?;
             entries.push((guide, scorer));
         }
         Ok(Self { entries })
@@ -81,7 +82,11 @@ mod tests {
         let guide = c.guide("backend-developer").unwrap();
         assert!(guide.questions.len() >= 24);
         assert!(c.knows_competency("incident-communication") && !c.knows_competency("juggling"));
-        let segments = [Segment { text: "I paged the on-call and posted updates to support every thirty minutes.".into(), start_ms: 1000, end_ms: 5000 }];
+        let segments = [Segment {
+            text: "I paged the on-call and posted updates to support every thirty minutes.".into(),
+            start_ms: 1000,
+            end_ms: 5000,
+        }];
         let items = c.score(None, &["incident-communication".to_string()], &segments);
         assert_eq!(items.len(), guide.competency("incident-communication").unwrap().items.len());
         let status = |id: &str| items.iter().find(|i| i.id == id).unwrap().status.clone();

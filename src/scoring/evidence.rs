@@ -15,11 +15,7 @@ pub fn evidence(tokens: &[Token], span: Range<usize>, segments: &[Segment]) -> S
     let words = &tokens[span];
     let (first, last) = (&words[0], &words[words.len() - 1]);
     let mut pieces: Vec<String> = Vec::new();
-    let touched = segments
-        .iter()
-        .enumerate()
-        .take(last.segment + 1)
-        .skip(first.segment);
+    let touched = segments.iter().enumerate().take(last.segment + 1).skip(first.segment);
     for (index, segment) in touched {
         let in_segment = words.iter().filter(|t| t.segment == index);
         let start = in_segment.clone().map(|t| t.chars.start).min();
@@ -30,11 +26,7 @@ pub fn evidence(tokens: &[Token], span: Range<usize>, segments: &[Segment]) -> S
     }
     let start_ms = time_at(&segments[first.segment], first.chars.start);
     let end_ms = time_at(&segments[last.segment], last.chars.end).max(start_ms);
-    Segment {
-        text: pieces.join(" "),
-        start_ms,
-        end_ms,
-    }
+    Segment { text: pieces.join(" "), start_ms, end_ms }
 }
 
 fn time_at(segment: &Segment, char_index: usize) -> u64 {
@@ -49,11 +41,7 @@ mod tests {
     use super::*;
 
     fn seg(text: &str, start_ms: u64, end_ms: u64) -> Segment {
-        Segment {
-            text: text.into(),
-            start_ms,
-            end_ms,
-        }
+        Segment { text: text.into(), start_ms, end_ms }
     }
 
     #[test]
@@ -67,10 +55,7 @@ mod tests {
 
     #[test]
     fn spans_two_segments() {
-        let segments = [
-            seg("kept support in the", 0, 1900),
-            seg("loop every hour", 2000, 3500),
-        ];
+        let segments = [seg("kept support in the", 0, 1900), seg("loop every hour", 2000, 3500)];
         let tokens = tokenize(&segments);
         let found = evidence(&tokens, 1..5, &segments);
         assert_eq!(found.text, "support in the loop");

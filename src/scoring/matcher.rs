@@ -36,10 +36,7 @@ impl Joined {
     /// Tokens overlapping a byte range of `text`.
     fn tokens(&self, bytes: Range<usize>) -> Range<usize> {
         let first = self.starts.partition_point(|&s| s <= bytes.start) - 1;
-        let last = self
-            .starts
-            .partition_point(|&s| s < bytes.end.max(bytes.start + 1))
-            - 1;
+        let last = self.starts.partition_point(|&s| s < bytes.end.max(bytes.start + 1)) - 1;
         first..last + 1
     }
 }
@@ -51,10 +48,7 @@ pub struct Matcher {
 
 impl Matcher {
     /// Fails only on data the guide loader would have rejected; the message says why.
-    pub fn new(
-        detection: &Detection,
-        synonyms: &BTreeMap<String, Vec<String>>,
-    ) -> Result<Self, String> {
+    pub fn new(detection: &Detection, synonyms: &BTreeMap<String, Vec<String>>) -> Result<Self, String> {
         let unknown = |class: String| format!("unknown synonym class `{{{class}}}`");
         let phrases = detection
             .phrases
@@ -65,19 +59,12 @@ impl Matcher {
             .patterns
             .iter()
             .map(|p| {
-                expand_placeholders(p, |name| {
-                    synonyms
-                        .get(name)
-                        .map(|words| alternation(words, regex::escape))
-                })
-                .map_err(unknown)
+                expand_placeholders(p, |name| synonyms.get(name).map(|words| alternation(words, regex::escape)))
+                    .map_err(unknown)
             })
             .collect::<Result<Vec<_>, _>>()?;
         let compile = |parts: &[String]| union(parts).map_err(|e| e.to_string());
-        Ok(Self {
-            phrases: compile(&phrases)?,
-            patterns: compile(&patterns)?,
-        })
+        Ok(Self { phrases: compile(&phrases)?, patterns: compile(&patterns)? })
     }
 
     /// The earliest match that no negation denies, as a token range.
@@ -89,10 +76,7 @@ impl Matcher {
                 .map(|m| joined.tokens(m.range()))
                 .find(|span| !is_negated(tokens, span.clone()))
         };
-        match (
-            earliest(&self.phrases, stems),
-            earliest(&self.patterns, surface),
-        ) {
+        match (earliest(&self.phrases, stems), earliest(&self.patterns, surface)) {
             (Some(a), Some(b)) => Some(if b.start < a.start { b } else { a }),
             (a, b) => a.or(b),
         }
@@ -103,15 +87,8 @@ fn union(parts: &[String]) -> Result<Option<Regex>, regex::Error> {
     if parts.is_empty() {
         return Ok(None);
     }
-    let joined = parts
-        .iter()
-        .map(|p| format!("(?:{p})"))
-        .collect::<Vec<_>>()
-        .join("|");
-    RegexBuilder::new(&format!(r"\b(?:{joined})\b"))
-        .case_insensitive(true)
-        .build()
-        .map(Some)
+    let joined = parts.iter().map(|p| format!("(?:{p})")).collect::<Vec<_>>().join("|");
+    RegexBuilder::new(&format!(r"\b(?:{joined})\b")).case_insensitive(true).build().map(Some)
 }
 
 /// "kept ... {stakeholder} in the loop" → stemmed words, classes as alternations of their
@@ -123,10 +100,7 @@ fn phrase_regex(phrase: &str, synonyms: &BTreeMap<String, Vec<String>>) -> Resul
             out.push_str(&format!("(?: \\S+){{0,{GAP_WORDS}}}"));
             continue;
         } else if let Some(class) = word.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
-            alternation(
-                synonyms.get(class).ok_or_else(|| class.to_string())?,
-                stem_words,
-            )
+            alternation(synonyms.get(class).ok_or_else(|| class.to_string())?, stem_words)
         } else if let Some(prefix) = word.strip_suffix('*') {
             // Tokens are stemmed ("declared" → "declar"), so the prefix must be too, or
             // "declare*" would match no form of "declare" at all.

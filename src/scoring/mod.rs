@@ -57,13 +57,8 @@ impl Scorer {
                     .items
                     .iter()
                     .map(|item| {
-                        let matcher =
-                            Matcher::new(&item.detection, synonyms).map_err(|message| {
-                                ScorerError {
-                                    item: item.id.clone(),
-                                    message,
-                                }
-                            })?;
+                        let matcher = Matcher::new(&item.detection, synonyms)
+                            .map_err(|message| ScorerError { item: item.id.clone(), message })?;
                         Ok(CompiledItem {
                             id: item.id.clone(),
                             competency: competency.id.clone(),
@@ -76,20 +71,13 @@ impl Scorer {
                 Ok((competency.id.clone(), items))
             })
             .collect::<Result<Vec<_>, ScorerError>>()?;
-        Ok(Self {
-            slips: SlipFixer::new(&guide.vocabulary.heard_as),
-            competencies,
-        })
+        Ok(Self { slips: SlipFixer::new(&guide.vocabulary.heard_as), competencies })
     }
 
     /// Every item of every listed competency, in guide order, covered (with evidence) or
     /// missing (with a hint). Ids the guide does not know are ignored: callers validate
     /// questions when a session is created.
-    pub fn score_answer(
-        &self,
-        competency_ids: &[String],
-        segments: &[Segment],
-    ) -> Vec<ChecklistItem> {
+    pub fn score_answer(&self, competency_ids: &[String], segments: &[Segment]) -> Vec<ChecklistItem> {
         let tokens = self.slips.apply(tokenize(segments));
         let stems = Joined::new(tokens.iter().map(|t| t.stem.as_str()));
         let surface = Joined::new(tokens.iter().map(|t| t.surface.as_str()));
@@ -104,12 +92,7 @@ impl Scorer {
                     id: item.id.clone(),
                     competency: item.competency.clone(),
                     label: item.label.clone(),
-                    status: if evidence.is_some() {
-                        "covered"
-                    } else {
-                        "missing"
-                    }
-                    .to_string(),
+                    status: if evidence.is_some() { "covered" } else { "missing" }.to_string(),
                     hint: evidence.is_none().then(|| item.hint.clone()),
                     evidence,
                 }

@@ -36,10 +36,7 @@ fn denied_after(tokens: &[Token], end: usize) -> bool {
     let following = tokens[end..].iter().take_while(|t| !t.clause_start);
     for token in following.take(3) {
         if is_negation(&token.surface) {
-            return !matches!(
-                token.surface.as_str(),
-                "no" | "without" | "instead" | "rather"
-            );
+            return !matches!(token.surface.as_str(), "no" | "without" | "instead" | "rather");
         }
         if !AUXILIARIES.contains(&token.surface.as_str()) {
             return false;
@@ -49,7 +46,5 @@ fn denied_after(tokens: &[Token], end: usize) -> bool {
 }
 
 fn is_idiom(tokens: &[Token], at: usize) -> bool {
-    tokens
-        .get(at + 1)
-        .is_some_and(|next| NEGATION_IDIOM_ENDS.contains(&next.surface.as_str()))
+    tokens.get(at + 1).is_some_and(|next| NEGATION_IDIOM_ENDS.contains(&next.surface.as_str()))
 }

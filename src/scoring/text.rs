@@ -32,11 +32,7 @@ pub fn tokenize(segments: &[Segment]) -> Vec<Token> {
             let (c, start) = (chars[i], i);
             let (word, end) = if c.is_alphanumeric() {
                 let end = word_end(&chars, i);
-                let word: String = chars[i..end]
-                    .iter()
-                    .collect::<String>()
-                    .to_lowercase()
-                    .replace('’', "'");
+                let word: String = chars[i..end].iter().collect::<String>().to_lowercase().replace('’', "'");
                 (word, end)
             } else if let Some(name) = symbol_word(c) {
                 (name.to_string(), i + 1)
@@ -51,13 +47,7 @@ pub fn tokenize(segments: &[Segment]) -> Vec<Token> {
             }
             let clause_start = clause_break || CLAUSE_STARTS.contains(&word.as_str());
             clause_break = false;
-            tokens.push(Token {
-                stem: stem(&word),
-                surface: word,
-                segment,
-                chars: start..end,
-                clause_start,
-            });
+            tokens.push(Token { stem: stem(&word), surface: word, segment, chars: start..end, clause_start });
         }
     }
     tokens
@@ -164,12 +154,7 @@ impl SlipFixer {
         let mut rewrites: Vec<_> = heard_as
             .iter()
             .flat_map(|(term, variants)| {
-                variants.iter().map(move |v| {
-                    (
-                        words(v).iter().map(|w| stem(w)).collect::<Vec<_>>(),
-                        words(term),
-                    )
-                })
+                variants.iter().map(move |v| (words(v).iter().map(|w| stem(w)).collect::<Vec<_>>(), words(term)))
             })
             .filter(|(variant, _)| !variant.is_empty())
             .collect();
@@ -182,8 +167,7 @@ impl SlipFixer {
         let mut i = 0;
         while i < tokens.len() {
             let found = self.rewrites.iter().find(|(variant, _)| {
-                tokens.len() - i >= variant.len()
-                    && variant.iter().zip(&tokens[i..]).all(|(v, t)| *v == t.stem)
+                tokens.len() - i >= variant.len() && variant.iter().zip(&tokens[i..]).all(|(v, t)| *v == t.stem)
             });
             let Some((variant, term)) = found else {
                 out.push(tokens[i].clone());
@@ -192,11 +176,8 @@ impl SlipFixer {
             };
             let (first, last) = (&tokens[i], &tokens[i + variant.len() - 1]);
             // The corrected words cover the misheard ones; evidence keeps the misheard text.
-            let chars = if first.segment == last.segment {
-                first.chars.start..last.chars.end
-            } else {
-                first.chars.clone()
-            };
+            let chars =
+                if first.segment == last.segment { first.chars.start..last.chars.end } else { first.chars.clone() };
             for (k, word) in term.iter().enumerate() {
                 out.push(Token {
                     surface: word.clone(),
@@ -217,14 +198,7 @@ mod tests {
     use super::*;
 
     fn words(text: &str) -> Vec<String> {
-        tokenize(&[Segment {
-            text: text.into(),
-            start_ms: 0,
-            end_ms: 1,
-        }])
-        .into_iter()
-        .map(|t| t.surface)
-        .collect()
+        tokenize(&[Segment { text: text.into(), start_ms: 0, end_ms: 1 }]).into_iter().map(|t| t.surface).collect()
     }
 
     #[test]
@@ -238,40 +212,23 @@ mod tests {
             &["deploy", "deployed", "deploys", "deploying"],
         ] {
             let stems: Vec<_> = group.iter().map(|w| stem(w)).collect();
-            assert!(
-                stems.iter().all(|s| *s == stems[0]),
-                "{group:?} → {stems:?}"
-            );
+            assert!(stems.iter().all(|s| *s == stems[0]), "{group:?} → {stems:?}");
         }
         assert_eq!(stem("process"), stem("processes"));
     }
 
     #[test]
     fn tokenises_speech() {
-        assert_eq!(
-            words("Um, we didn't— uh, 2,000 users, 40%!"),
-            ["we", "didn't", "2,000", "users", "40", "percent"]
-        );
-        let tokens = tokenize(&[Segment {
-            text: "no. but then".into(),
-            start_ms: 0,
-            end_ms: 1,
-        }]);
+        assert_eq!(words("Um, we didn't— uh, 2,000 users, 40%!"), ["we", "didn't", "2,000", "users", "40", "percent"]);
+        let tokens = tokenize(&[Segment { text: "no. but then".into(), start_ms: 0, end_ms: 1 }]);
         assert!(tokens.iter().all(|t| t.clause_start));
     }
 
     #[test]
     fn fixes_slips_longest_first() {
-        let heard_as = BTreeMap::from([(
-            "owasp".to_string(),
-            vec!["oh wasp".to_string(), "oasp".to_string()],
-        )]);
+        let heard_as = BTreeMap::from([("owasp".to_string(), vec!["oh wasp".to_string(), "oasp".to_string()])]);
         let fixer = SlipFixer::new(&heard_as);
-        let tokens = fixer.apply(tokenize(&[Segment {
-            text: "the Oh-Wasp list".into(),
-            start_ms: 0,
-            end_ms: 1,
-        }]));
+        let tokens = fixer.apply(tokenize(&[Segment { text: "the Oh-Wasp list".into(), start_ms: 0, end_ms: 1 }]));
         let surfaces: Vec<_> = tokens.iter().map(|t| t.surface.as_str()).collect();
         assert_eq!(surfaces, ["the", "owasp", "list"]);
         assert_eq!(tokens[1].chars, 4..11);

@@ -80,7 +80,13 @@ mod tests {
 
     #[test]
     fn export_lists_questions_transcript_and_timing() {
-        let q = |index, text: &str| Question { index, id: format!("q{index}"), text: text.into(), competencies: vec![], time_limit_ms: None };
+        let q = |index, text: &str| Question {
+            index,
+            id: format!("q{index}"),
+            text: text.into(),
+            competencies: vec![],
+            time_limit_ms: None,
+        };
         let answer = Answer {
             index: 0,
             transcript: "We paged the on-call.".into(),
@@ -91,8 +97,19 @@ mod tests {
             interrupted: false,
             audio_ms: 6000,
         };
-        let note = Note { id: "n".into(), index: 0, at_ms: 3_000, text: "Say who you told.".into(), created_at: String::new() };
-        let md = export_markdown("2026-01-01T00:00:00Z", &[q(0, "Tell me about an outage."), q(1, "Why us?")], &[answer], &[note]);
+        let note = Note {
+            id: "n".into(),
+            index: 0,
+            at_ms: 3_000,
+            text: "Say who you told.".into(),
+            created_at: String::new(),
+        };
+        let md = export_markdown(
+            "2026-01-01T00:00:00Z",
+            &[q(0, "Tell me about an outage."), q(1, "Why us?")],
+            &[answer],
+            &[note],
+        );
         assert!(md.contains("- at 0:03.0: Say who you told."));
         assert!(md.contains("## 1. Tell me about an outage."));
         assert!(md.contains("> **0:02.1–1:05.4** We paged the on-call."));

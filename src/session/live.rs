@@ -46,7 +46,9 @@ pub struct StretchJob {
 pub enum LiveEvent {
     /// A stretch closed: transcribe it and hand the text to [`LiveAnswer::add_transcription`].
     Transcribe(StretchJob),
-    TimeWarning { remaining_ms: u64 },
+    TimeWarning {
+        remaining_ms: u64,
+    },
     /// The time limit is reached: the answer must be finalised now; later audio is ignored.
     LimitReached,
 }
@@ -72,7 +74,13 @@ pub struct LiveAnswer {
 }
 
 impl LiveAnswer {
-    pub fn new(index: usize, asked_at_ms: u64, question_limit_ms: Option<u64>, max_answer_ms: u64, warning_ms: u64) -> Self {
+    pub fn new(
+        index: usize,
+        asked_at_ms: u64,
+        question_limit_ms: Option<u64>,
+        max_answer_ms: u64,
+        warning_ms: u64,
+    ) -> Self {
         let limit_ms = question_limit_ms.unwrap_or(max_answer_ms).min(max_answer_ms);
         // Short limits get their warning half-way rather than before the question starts.
         let warn_ms = if limit_ms > warning_ms * 2 { limit_ms - warning_ms } else { limit_ms / 2 };
@@ -182,7 +190,11 @@ impl LiveAnswer {
         let len = self.audio.len() as u64;
         let clip_start = stretch.start_sample.saturating_sub(PAD_BEFORE_SAMPLES).max(previous_end);
         let clip_end = (stretch.end_sample + PAD_AFTER_SAMPLES.min(stretch.silence_after_samples)).min(len);
-        StretchJob { stretch, clip_start_sample: clip_start, audio: self.audio[clip_start as usize..clip_end as usize].to_vec() }
+        StretchJob {
+            stretch,
+            clip_start_sample: clip_start,
+            audio: self.audio[clip_start as usize..clip_end as usize].to_vec(),
+        }
     }
 
     /// A partial job for the stretch still open, about once a second of audio.

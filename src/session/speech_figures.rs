@@ -69,7 +69,13 @@ pub fn speech_figures(transcript: &str, answer_ms: u64) -> SpeechFigures {
     let filler_count = fillers.values().sum();
     let minutes = answer_ms as f64 / 60_000.0;
     let per_minute = |n: f64| if minutes > 0.0 { (n / minutes * 10.0).round() / 10.0 } else { 0.0 };
-    SpeechFigures { words, wpm: per_minute(words as f64), filler_count, fillers, fillers_per_minute: per_minute(filler_count as f64) }
+    SpeechFigures {
+        words,
+        wpm: per_minute(words as f64),
+        filler_count,
+        fillers,
+        fillers_per_minute: per_minute(filler_count as f64),
+    }
 }
 
 #[cfg(test)]
@@ -86,7 +92,10 @@ mod tests {
 
     #[test]
     fn counts_fillers_by_kind_but_not_ordinary_words() {
-        let f = speech_figures("Um, so, uh, it was, like, slow. Umm I like it. You know, I mean it. Well, you know.", 60_000);
+        let f = speech_figures(
+            "Um, so, uh, it was, like, slow. Umm I like it. You know, I mean it. Well, you know.",
+            60_000,
+        );
         assert_eq!(f.fillers.get("um"), Some(&2));
         assert_eq!(f.fillers.get("uh"), Some(&1));
         assert_eq!(f.fillers.get("like"), Some(&1));

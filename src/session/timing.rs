@@ -4,7 +4,12 @@ use super::SpokenStretch;
 use crate::protocol::Timing;
 
 /// `audio_ms` is the answer's whole length (question to end of answer); stretches are in order.
-pub fn compute_timing(stretches: &[SpokenStretch], audio_ms: u64, time_limit_ms: Option<u64>, over_limit: bool) -> Timing {
+pub fn compute_timing(
+    stretches: &[SpokenStretch],
+    audio_ms: u64,
+    time_limit_ms: Option<u64>,
+    over_limit: bool,
+) -> Timing {
     let (Some(first), Some(last)) = (stretches.first(), stretches.last()) else {
         // Nothing was said: the whole answer was thinking time.
         return Timing { think_ms: audio_ms, time_limit_ms, over_limit, ..Default::default() };
@@ -31,7 +36,12 @@ mod tests {
 
     #[test]
     fn timing_from_stretches() {
-        let t = compute_timing(&[stretch(2100, 5000, 2500, 300), stretch(6800, 9000, 2000, 100)], 10_000, Some(60_000), false);
+        let t = compute_timing(
+            &[stretch(2100, 5000, 2500, 300), stretch(6800, 9000, 2000, 100)],
+            10_000,
+            Some(60_000),
+            false,
+        );
         assert_eq!(t.think_ms, 2100);
         assert_eq!(t.answer_ms, 6900);
         assert_eq!(t.speaking_ms, 4500);

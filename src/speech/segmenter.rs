@@ -93,7 +93,8 @@ impl Segmenter {
         let frames: Vec<f32> = self.carry.drain(..whole).collect();
         for frame in frames.chunks_exact(VAD_FRAME) {
             let score = self.detector.predict_f32(frame);
-            let voiced = if self.open.is_some() { score >= self.config.threshold } else { score >= self.config.onset_threshold };
+            let voiced =
+                if self.open.is_some() { score >= self.config.threshold } else { score >= self.config.onset_threshold };
             if let Some(stretch) = self.step(voiced) {
                 closed.push(stretch);
             }
@@ -130,7 +131,9 @@ impl Segmenter {
             }
             let silence = ms(frame_end - open.end_sample);
             let long = ms(open.end_sample - open.start_sample) >= self.config.soft_max_stretch_ms;
-            if silence >= self.config.close_after_silence_ms || (long && silence >= self.config.soft_close_after_silence_ms) {
+            if silence >= self.config.close_after_silence_ms
+                || (long && silence >= self.config.soft_close_after_silence_ms)
+            {
                 open.silence_after_samples = frame_end - open.end_sample;
                 return self.open.take();
             }

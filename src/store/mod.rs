@@ -125,8 +125,13 @@ pub trait Store: Send + Sync + 'static {
     /// Appends audio at `start_sample`; the same chunk twice is ignored.
     async fn append_audio(&self, id: &str, index: usize, start_sample: u64, samples: &[i16]) -> StoreResult<()>;
     async fn add_segment(&self, id: &str, index: usize, seq: usize, segment: &Segment) -> StoreResult<()>;
-    async fn finish_answer(&self, id: &str, index: usize, status: AnswerStatus, answer: Option<&Answer>)
-        -> StoreResult<()>;
+    async fn finish_answer(
+        &self,
+        id: &str,
+        index: usize,
+        status: AnswerStatus,
+        answer: Option<&Answer>,
+    ) -> StoreResult<()>;
     async fn answers(&self, id: &str) -> StoreResult<Vec<AnswerRow>>;
     /// The answer's whole audio, or `None` when no answer has that index.
     async fn answer_audio(&self, id: &str, index: usize) -> StoreResult<Option<Vec<i16>>>;

@@ -40,11 +40,16 @@ pub struct SqlStore {
 impl SqlStore {
     pub async fn connect(url: &str) -> StoreResult<Self> {
         sqlx::any::install_default_drivers();
-        let engine = Engine::from_url(url).ok_or_else(|| StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().into()))?;
+        let engine = Engine::from_url(url)
+            .ok_or_else(|| StoreError::UnsupportedUrl(url.split(':').next().unwrap_or_default().into()))?;
         let url = match engine {
             Engine::Sqlite => {
                 create_sqlite_parent_dir(url)?;
-                if url.contains('?') { url.to_string() } else { format!("{url}?mode=rwc") }
+                if url.contains('?') {
+                    url.to_string()
+                } else {
+                    format!("{url}?mode=rwc")
+                }
             }
             Engine::Postgres => url.to_string(),
         };
@@ -101,14 +106,16 @@ impl Store for SqlStore {
 
     async fn create_session(&self, s: &NewSession) -> StoreResult<()> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO sessions (id, token_hash, created_at, created_at_ms, guide) VALUES ($1, $2, $3, $4, $5)")
-            .bind(&s.id)
-            .bind(&s.token_hash)
-            .bind(&s.created_at)
-            .bind(to_i64(s.created_at_ms))
-            .bind(&s.guide)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query(
+            "INSERT INTO sessions (id, token_hash, created_at, created_at_ms, guide) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&s.id)
+        .bind(&s.token_hash)
+        .bind(&s.created_at)
+        .bind(to_i64(s.created_at_ms))
+        .bind(&s.guide)
+        .execute(&mut *tx)
+        .await?;
         for q in &s.questions {
             sqlx::query(
                 "INSERT INTO questions (session_id, idx, question_id, text, competencies, time_limit_ms)
@@ -307,11 +314,12 @@ impl Store for SqlStore {
         if exists.is_none() {
             return Ok(None);
         }
-        let chunks = sqlx::query("SELECT pcm FROM audio_chunks WHERE session_id = $1 AND idx = $2 ORDER BY start_sample")
-            .bind(id)
-            .bind(index as i64)
-            .fetch_all(&self.pool)
-            .await?;
+        let chunks =
+            sqlx::query("SELECT pcm FROM audio_chunks WHERE session_id = $1 AND idx = $2 ORDER BY start_sample")
+                .bind(id)
+                .bind(index as i64)
+                .fetch_all(&self.pool)
+                .await?;
         let mut samples = Vec::new();
         for chunk in chunks {
             samples.extend(bytes_to_pcm(&chunk.get::<Vec<u8>, _>("pcm")));
@@ -455,7 +463,13 @@ mod tests {
     }
 
     fn question(index: usize) -> Question {
-        Question { index, id: format!("q{index}"), text: "Why?".into(), competencies: vec!["x".into()], time_limit_ms: Some(1000) }
+        Question {
+            index,
+            id: format!("q{index}"),
+            text: "Why?".into(),
+            competencies: vec!["x".into()],
+            time_limit_ms: Some(1000),
+        }
     }
 
     #[tokio::test]

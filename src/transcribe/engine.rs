@@ -168,7 +168,8 @@ mod tests {
         let first = tokio::spawn(async move { e1.transcribe(vec![200.0], JobKind::Final).await });
         tokio::time::sleep(Duration::from_millis(20)).await;
         // Queued behind the first, then abandoned.
-        let abandoned = tokio::time::timeout(Duration::from_millis(10), engine.transcribe(vec![0.0], JobKind::Final)).await;
+        let abandoned =
+            tokio::time::timeout(Duration::from_millis(10), engine.transcribe(vec![0.0], JobKind::Final)).await;
         assert!(abandoned.is_err());
         first.await.unwrap().unwrap();
         engine.transcribe(vec![0.0], JobKind::Final).await.unwrap();

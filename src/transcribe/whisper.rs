@@ -129,7 +129,8 @@ impl Transcriber for WhisperTranscriber {
         let mut pieces = Vec::new();
         for segment in self.state.as_iter() {
             let confidence = mean_log_probability(&segment);
-            let not_speech = segment.no_speech_probability() > NO_SPEECH_PROBABILITY && confidence < UNSURE_MEAN_LOG_PROBABILITY;
+            let not_speech =
+                segment.no_speech_probability() > NO_SPEECH_PROBABILITY && confidence < UNSURE_MEAN_LOG_PROBABILITY;
             if not_speech || confidence < INVENTED_MEAN_LOG_PROBABILITY {
                 continue;
             }
@@ -148,7 +149,8 @@ impl Transcriber for WhisperTranscriber {
 /// The floor the bench compares with: one whisper call on a whole recording with whisper.cpp's
 /// defaults (full 30 s windows, its own silence handling), greedy, English.
 pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32]) -> Result<String, TranscribeError> {
-    let mut state = context.create_state().map_err(|e| TranscribeError::Failed(format!("cannot create whisper state: {e}")))?;
+    let mut state =
+        context.create_state().map_err(|e| TranscribeError::Failed(format!("cannot create whisper state: {e}")))?;
     let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
     params.set_n_threads(threads as i32);
     params.set_language(Some("en"));
@@ -157,7 +159,8 @@ pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32])
     params.set_print_special(false);
     params.set_print_timestamps(false);
     state.full(params, audio).map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
-    let texts: Vec<String> = state.as_iter().map(|s| s.to_str_lossy().map(|t| t.trim().to_string()).unwrap_or_default()).collect();
+    let texts: Vec<String> =
+        state.as_iter().map(|s| s.to_str_lossy().map(|t| t.trim().to_string()).unwrap_or_default()).collect();
     Ok(texts.join(" "))
 }
 

@@ -156,7 +156,12 @@ pub async fn spawn_app_on(url: &str, limits: Limits, dir: tempfile::TempDir) -> 
     spawn_app_on_with(url, limits, dir, |state| state).await
 }
 
-pub async fn spawn_app_on_with(url: &str, limits: Limits, dir: tempfile::TempDir, configure: impl FnOnce(AppState) -> AppState) -> TestApp {
+pub async fn spawn_app_on_with(
+    url: &str,
+    limits: Limits,
+    dir: tempfile::TempDir,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> TestApp {
     let store = viva::store::connect(url).await.unwrap();
     let engine = tokio::task::spawn_blocking(engine).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

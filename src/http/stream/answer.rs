@@ -1,0 +1,286 @@
+//! One question after another: asking, taking audio, transcribing stretches, finalising.
+
+use super::*;
+
+impl Conn {
+    pub(super) async fn on_start(&mut self, audio: AudioSpec) -> Result<(), Stop> {
+        if self.spec.is_some() {
+            self.send_error("already_started", "the stream has already started", false);
+            return Ok(());
+        }
+        self.spec = Some(audio);
+        let store = self.state.store.clone();
+        let session = store.session(&self.session_id).await.map_err(|e| self.store_failed(e))?;
+        match session.and_then(|s| s.current_index.map(|i| (i, s.clock_ms))) {
+            None => self.ask(0).await,
+            Some((index, clock_ms)) => self.resume(index, clock_ms).await,
+        }
+    }
+
+    /// Picks the session up where the last stream left it.
+    pub(super) async fn resume(&mut self, index: usize, clock_ms: u64) -> Result<(), Stop> {
+        let store = self.state.store.clone();
+        let answers = store.answers(&self.session_id).await.map_err(|e| self.store_failed(e))?;
+        let Some(row) = answers.into_iter().find(|a| a.index == index) else {
+            self.clock_base_ms = clock_ms;
+            return self.ask(index).await;
+        };
+        let question = self.questions[index].clone();
+        self.outbox.push_back(ServerMessage::Question { index, question, asked_at_ms: row.asked_at_ms });
+        let rate = self.spec.map(|s| s.sample_rate).unwrap_or(16_000);
+        if row.status != AnswerStatus::Recording {
+            self.clock_base_ms = clock_ms;
+            self.current = Some(Current { index, live: None, resampler: StreamResampler::new(rate) });
+            let audio_ms = crate::audio::samples_to_ms(row.audio_samples);
+            self.outbox.push_back(ServerMessage::Stored { index, audio_ms });
+            return Ok(());
+        }
+        let audio =
+            store.answer_audio(&self.session_id, index).await.map_err(|e| self.store_failed(e))?.unwrap_or_default();
+        let mut live = self.new_live(index, row.asked_at_ms);
+        let events = live.resume(&audio, row.segments);
+        self.clock_base_ms = row.asked_at_ms + live.audio_ms();
+        self.outbox.push_back(ServerMessage::Stored { index, audio_ms: live.stored_ms() });
+        tracing::info!(session = %self.session_id, index, stored_ms = live.stored_ms(), "answer resumed");
+        self.current = Some(Current { index, live: Some(live), resampler: StreamResampler::new(rate) });
+        self.on_live_events(index, events).await
+    }
+
+    pub(super) fn new_live(&self, index: usize, asked_at_ms: u64) -> LiveAnswer {
+        let limits = &self.state.limits;
+        LiveAnswer::new(
+            index,
+            asked_at_ms,
+            self.questions[index].time_limit_ms,
+            limits.max_answer_ms,
+            limits.time_warning_ms,
+        )
+    }
+
+    pub(super) async fn ask(&mut self, index: usize) -> Result<(), Stop> {
+        if index >= self.questions.len() {
+            return self.complete().await;
+        }
+        let asked_at_ms = self.clock_ms();
+        let store = self.state.store.clone();
+        store.begin_answer(&self.session_id, index, asked_at_ms).await.map_err(|e| self.store_failed(e))?;
+        store.save_progress(&self.session_id, index, asked_at_ms).await.map_err(|e| self.store_failed(e))?;
+        let rate = self.spec.map(|s| s.sample_rate).unwrap_or(16_000);
+        self.current = Some(Current {
+            index,
+            live: Some(self.new_live(index, asked_at_ms)),
+            resampler: StreamResampler::new(rate),
+        });
+        let question = self.questions[index].clone();
+        self.outbox.push_back(ServerMessage::Question { index, question, asked_at_ms });
+        Ok(())
+    }
+
+    pub(super) async fn ask_next(&mut self) -> Result<(), Stop> {
+        let index = self.current.as_ref().map(|c| c.index + 1).unwrap_or(0);
+        self.ask(index).await
+    }
+
+    pub(super) async fn complete(&mut self) -> Result<(), Stop> {
+        let clock = self.clock_ms();
+        let store = self.state.store.clone();
+        store.mark_complete(&self.session_id, clock).await.map_err(|e| self.store_failed(e))?;
+        self.outbox.push_back(ServerMessage::Complete { session_id: self.session_id.clone() });
+        Err(Stop::Close(close::NORMAL, "complete"))
+    }
+
+    pub(super) async fn on_audio(&mut self, bytes: &[u8]) -> Result<(), Stop> {
+        let Some(spec) = self.spec else {
+            self.send_error("not_started", "audio arrived before \"start\"", false);
+            return Ok(());
+        };
+        let samples = match decode_frame(&spec, bytes) {
+            Ok(samples) => samples,
+            Err(error) => {
+                self.send_error("bad_audio_frame", error.to_string(), false);
+                return Ok(());
+            }
+        };
+        // Silence is audio: every frame moves the clock, answered or not.
+        self.frames_received += samples.len() as u64;
+        let Some(current) = self.current.as_mut() else { return Ok(()) };
+        let index = current.index;
+        let Some(live) = current.live.as_mut() else { return Ok(()) };
+        let events = live.push(&current.resampler.push(&samples));
+        self.on_live_events(index, events).await?;
+        self.maybe_partial();
+        self.store_audio(false).await
+    }
+
+    pub(super) async fn on_live_events(&mut self, index: usize, events: Vec<LiveEvent>) -> Result<(), Stop> {
+        let mut limit_reached = false;
+        for event in events {
+            match event {
+                LiveEvent::Transcribe(job) => self.schedule_final(index, job),
+                LiveEvent::TimeWarning { remaining_ms } => {
+                    self.outbox.push_back(ServerMessage::TimeWarning { index, remaining_ms })
+                }
+                LiveEvent::LimitReached => limit_reached = true,
+            }
+        }
+        if limit_reached {
+            self.finalise_answer(false).await?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn schedule_final(&mut self, index: usize, mut job: StretchJob) {
+        let engine = self.state.engine.clone();
+        let audio = std::mem::take(&mut job.audio);
+        self.finals.push_back(Box::pin(async move {
+            let result = engine.transcribe(audio, JobKind::Final).await;
+            (index, job, result)
+        }));
+    }
+
+    pub(super) fn maybe_partial(&mut self) {
+        if !self.partials.is_empty() {
+            return;
+        }
+        let Some(current) = self.current.as_mut() else { return };
+        let index = current.index;
+        let Some(mut job) = current.live.as_mut().and_then(LiveAnswer::partial_job) else { return };
+        let engine = self.state.engine.clone();
+        let audio = std::mem::take(&mut job.audio);
+        self.partials.push(Box::pin(async move {
+            let result = engine.transcribe(audio, JobKind::Partial).await;
+            (index, job, result)
+        }));
+    }
+
+    pub(super) fn live_for(&mut self, index: usize) -> Option<&mut LiveAnswer> {
+        self.current.as_mut().filter(|c| c.index == index)?.live.as_mut()
+    }
+
+    pub(super) async fn on_final(&mut self, (index, job, result): FinalResult) -> Result<(), Stop> {
+        let store = self.state.store.clone();
+        let session_id = self.session_id.clone();
+        let pieces = match result {
+            Ok(pieces) => pieces,
+            Err(EngineError::Busy) => {
+                self.send_error("busy", "the server is overloaded; part of this answer was not transcribed", false);
+                return Ok(());
+            }
+            Err(error) => {
+                tracing::error!(%error, "transcription failed");
+                self.send_error("transcription_failed", "part of this answer could not be transcribed", false);
+                return Ok(());
+            }
+        };
+        let Some(live) = self.live_for(index) else { return Ok(()) };
+        let segments = live.add_transcription(&job, pieces);
+        for (seq, segment) in segments {
+            store.add_segment(&session_id, index, seq, &segment).await.map_err(|e| self.store_failed(e))?;
+            let crate::protocol::Segment { text, start_ms, end_ms } = segment;
+            self.outbox.push_back(ServerMessage::Segment { index, text, start_ms, end_ms });
+        }
+        Ok(())
+    }
+
+    pub(super) fn on_partial(&mut self, (index, job, result): FinalResult) {
+        let Ok(pieces) = result else { return };
+        let Some(live) = self.live_for(index) else { return };
+        if !live.partial_is_current(&job) || pieces.is_empty() {
+            return;
+        }
+        let text = pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ");
+        let start_ms = crate::audio::samples_to_ms(job.stretch.start_sample);
+        let end_ms = crate::audio::samples_to_ms(job.stretch.end_sample);
+        self.outbox.push_back(ServerMessage::Partial { index, text, start_ms, end_ms });
+    }
+
+    /// Commits the answer's new audio once enough has gathered (or now, when `force`).
+    pub(super) async fn store_audio(&mut self, force: bool) -> Result<(), Stop> {
+        let store = self.state.store.clone();
+        let every = ms_to_samples(self.state.limits.store_every_ms) as usize;
+        let session_id = self.session_id.clone();
+        let Some(current) = self.current.as_mut() else { return Ok(()) };
+        let index = current.index;
+        let Some(live) = current.live.as_mut() else { return Ok(()) };
+        let (start, pending) = live.unstored();
+        if pending.is_empty() || (!force && pending.len() < every) {
+            return Ok(());
+        }
+        let pcm = to_i16(pending);
+        let end = start + pcm.len() as u64;
+        if let Err(error) = store.append_audio(&session_id, index, start, &pcm).await {
+            return Err(self.store_failed(error));
+        }
+        let Some(live) = self.live_for(index) else { return Ok(()) };
+        live.mark_stored(end);
+        let audio_ms = live.stored_ms();
+        self.outbox.push_back(ServerMessage::Stored { index, audio_ms });
+        Ok(())
+    }
+
+    /// Ends the answer in progress (if any): transcribes what is left, stores and sends it.
+    pub(super) async fn finalise_answer(&mut self, interrupted: bool) -> Result<(), Stop> {
+        let Some(current) = self.current.as_mut() else { return Ok(()) };
+        let index = current.index;
+        let Some(live) = current.live.as_mut() else { return Ok(()) };
+        let mut events = live.push(&current.resampler.flush());
+        events.extend(live.finish());
+        for event in events {
+            if let LiveEvent::Transcribe(job) = event {
+                self.schedule_final(index, job);
+            }
+        }
+        while let Some(done) = self.finals.next().await {
+            self.on_final(done).await?;
+        }
+        self.partials.clear();
+        self.store_audio(true).await?;
+        let Some(live) = self.current.as_mut().and_then(|c| c.live.take()) else { return Ok(()) };
+        let mut answer = live.build_answer(interrupted);
+        let competencies = &self.questions[index].competencies;
+        answer.checklist = self.state.checklists.score(self.guide.as_deref(), competencies, &answer.segments);
+        let status = if interrupted { AnswerStatus::Interrupted } else { AnswerStatus::Answered };
+        let store = self.state.store.clone();
+        let clock = self.clock_ms();
+        let saved = async {
+            store.finish_answer(&self.session_id, index, status, Some(&answer)).await?;
+            store.save_progress(&self.session_id, index, clock).await
+        };
+        saved.await.map_err(|e| self.store_failed(e))?;
+        tracing::info!(session = %self.session_id, index, audio_ms = answer.audio_ms, segments = answer.segments.len(), "answer finalised");
+        self.outbox.push_back(ServerMessage::Answer(answer));
+        Ok(())
+    }
+
+    /// Skips the question: the audio so far is kept, no answer is made.
+    pub(super) async fn skip_answer(&mut self) -> Result<(), Stop> {
+        let Some(current) = self.current.as_ref() else { return Ok(()) };
+        if current.live.is_none() {
+            return Ok(());
+        }
+        let index = current.index;
+        self.finals = FuturesOrdered::new();
+        self.partials.clear();
+        self.store_audio(true).await?;
+        if let Some(current) = self.current.as_mut() {
+            current.live = None;
+        }
+        let store = self.state.store.clone();
+        store
+            .finish_answer(&self.session_id, index, AnswerStatus::Skipped, None)
+            .await
+            .map_err(|e| self.store_failed(e))
+    }
+
+    /// The client went away mid-answer: keep every segment in flight and all audio received,
+    /// so a reconnect (or a restart) goes on from there.
+    pub(super) async fn keep_what_was_sent(&mut self) {
+        while let Some(done) = self.finals.next().await {
+            if self.on_final(done).await.is_err() {
+                break;
+            }
+        }
+        let _ = self.store_audio(true).await;
+        self.outbox.clear();
+    }
+}
