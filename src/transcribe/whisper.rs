@@ -101,6 +101,28 @@ impl Transcriber for WhisperTranscriber {
         } else {
             audio
         };
+        // The prompt keeps fillers, but on some short clips it sends greedy decoding into a
+        // loop ("The low air. The low air. …"): then the clip is decoded again without it.
+        if let Some(prompt) = self.initial_prompt.clone() {
+            match self.decode(audio, Some(&prompt)) {
+                Ok(pieces) if !is_repetitive(&pieces) => return Ok(pieces),
+                _ => {}
+            }
+        }
+        let pieces = self.decode(audio, None)?;
+        Ok(if is_repetitive(&pieces) { Vec::new() } else { pieces })
+    }
+}
+
+/// Normal speech stays well under this many tokens a second; past it whisper is repeating.
+const MAX_TOKENS_PER_SECOND: usize = 8;
+const MIN_MAX_TOKENS: usize = 24;
+
+impl WhisperTranscriber {
+    /// One bounded whisper call: tokens capped by the clip's length, and aborted when it runs
+    /// past a wall-clock budget, so no input can hold a worker for long.
+    fn decode(&mut self, audio: &[f32], prompt: Option<&str>) -> Result<Vec<TextPiece>, TranscribeError> {
+        let seconds = audio.len() / 16_000 + 1;
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
         params.set_language(Some("en"));
@@ -118,10 +140,14 @@ impl Transcriber for WhisperTranscriber {
         params.set_temperature(0.0);
         params.set_temperature_inc(0.0);
         params.set_no_speech_thold(NO_SPEECH_PROBABILITY);
+        params.set_max_tokens((MIN_MAX_TOKENS + MAX_TOKENS_PER_SECOND * seconds) as i32);
+        let budget = std::time::Duration::from_millis(2_000 + 2_000 * seconds as u64);
+        let deadline = std::time::Instant::now() + budget;
+        params.set_abort_callback_safe(move || std::time::Instant::now() > deadline);
         if self.trim_audio_ctx {
             params.set_audio_ctx(audio_ctx_for(audio.len()) as i32);
         }
-        if let Some(prompt) = &self.initial_prompt {
+        if let Some(prompt) = prompt {
             params.set_initial_prompt(prompt);
         }
         self.state.full(params, audio).map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
@@ -146,6 +172,22 @@ impl Transcriber for WhisperTranscriber {
     }
 }
 
+/// Whether the text is a decoding loop: most of its three-word runs are repeats.
+pub fn is_repetitive(pieces: &[TextPiece]) -> bool {
+    let words: Vec<String> = pieces
+        .iter()
+        .flat_map(|p| p.text.split_whitespace())
+        .map(|w| w.trim_matches(|c: char| !c.is_alphanumeric()).to_lowercase())
+        .filter(|w| !w.is_empty())
+        .collect();
+    if words.len() < 12 {
+        return false;
+    }
+    let trigrams: Vec<&[String]> = words.windows(3).collect();
+    let distinct: std::collections::HashSet<&[String]> = trigrams.iter().copied().collect();
+    distinct.len() * 2 < trigrams.len()
+}
+
 /// The floor the bench compares with: one whisper call on a whole recording with whisper.cpp's
 /// defaults (full 30 s windows, its own silence handling), greedy, English.
 pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32]) -> Result<String, TranscribeError> {
@@ -166,7 +208,20 @@ pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32])
 
 #[cfg(test)]
 mod tests {
-    use super::audio_ctx_for;
+    use super::{audio_ctx_for, is_repetitive, TextPiece};
+
+    fn pieces(text: &str) -> Vec<TextPiece> {
+        vec![TextPiece { text: text.into(), start_ms: 0, end_ms: 1000 }]
+    }
+
+    #[test]
+    fn decoding_loops_are_recognised() {
+        assert!(is_repetitive(&pieces(&"The low air. ".repeat(10))));
+        assert!(!is_repetitive(&pieces(
+            "We rolled back the deploy, paged the on-call engineer and posted updates every thirty minutes."
+        )));
+        assert!(!is_repetitive(&pieces("Yes, yes, yes.")));
+    }
 
     #[test]
     fn audio_ctx_follows_the_clip_length() {
