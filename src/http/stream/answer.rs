@@ -230,9 +230,7 @@ impl Conn {
                 self.schedule_final(index, job);
             }
         }
-        while let Some(done) = self.finals.next().await {
-            self.on_final(done).await?;
-        }
+        self.drain_finals().await?;
         self.partials.clear();
         self.store_audio(true).await?;
         let Some(live) = self.current.as_mut().and_then(|c| c.live.take()) else { return Ok(()) };
@@ -249,6 +247,18 @@ impl Conn {
         saved.await.map_err(|e| self.store_failed(e))?;
         tracing::info!(session = %self.session_id, index, audio_ms = answer.audio_ms, segments = answer.segments.len(), "answer finalised");
         self.outbox.push_back(ServerMessage::Answer(answer));
+        Ok(())
+    }
+
+    /// Waits for every transcription in flight, keeping the session's lease alive meanwhile
+    /// (on a loaded server this can take a while).
+    pub(super) async fn drain_finals(&mut self) -> Result<(), Stop> {
+        while !self.finals.is_empty() {
+            tokio::select! {
+                Some(done) = self.finals.next() => self.on_final(done).await?,
+                _ = self.lease_renewal.tick() => self.renew_lease().await?,
+            }
+        }
         Ok(())
     }
 
@@ -275,11 +285,7 @@ impl Conn {
     /// The client went away mid-answer: keep every segment in flight and all audio received,
     /// so a reconnect (or a restart) goes on from there.
     pub(super) async fn keep_what_was_sent(&mut self) {
-        while let Some(done) = self.finals.next().await {
-            if self.on_final(done).await.is_err() {
-                break;
-            }
-        }
+        let _ = self.drain_finals().await;
         let _ = self.store_audio(true).await;
         self.outbox.clear();
     }

@@ -184,7 +184,7 @@ impl Conn {
         }
     }
 
-    async fn renew_lease(&mut self) -> Result<(), Stop> {
+    pub(super) async fn renew_lease(&mut self) -> Result<(), Stop> {
         let now = now_ms();
         let store = self.state.store.clone();
         match store.take_lease(&self.session_id, &self.lease_owner, now, now + LEASE_MS).await {
