@@ -43,7 +43,7 @@ export function makeAnswerWav(dir, text = ANSWER_TEXT) {
 }
 
 /** Starts `viva serve` and waits until /readyz answers 200. */
-export async function startServer() {
+export async function startServer(env = {}) {
   // run.sh builds it; VIVA_BIN may name another build of the server.
   const binary = process.env.VIVA_BIN || join(repoRoot, 'target', 'debug', 'viva');
   if (!existsSync(binary)) throw new Error(`${binary} is missing: run cargo build`);
@@ -52,7 +52,7 @@ export async function startServer() {
   const logPath = join(dir, 'server.log');
   const log = openSync(logPath, 'a');
   const child = spawn(binary, ['serve', '--bind', `127.0.0.1:${port}`, '--database', `sqlite://${join(dir, 'viva.db')}`], {
-    cwd: repoRoot, stdio: ['ignore', log, log],
+    cwd: repoRoot, stdio: ['ignore', log, log], env: { ...process.env, ...env },
   });
   const base = `http://127.0.0.1:${port}`;
   const deadline = Date.now() + 120_000;
@@ -81,13 +81,14 @@ export async function startServer() {
 }
 
 /** Chromium with a fake microphone playing `wav` (in a loop) and a fresh profile. */
-export async function launchBrowser(wav) {
+export async function launchBrowser(wav, { denyMicrophone = false } = {}) {
   const profile = tempDir('viva-chromium-');
   const args = [
     '--headless=new', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
     '--disable-background-networking', '--disable-component-update', '--disable-sync',
-    '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    '--autoplay-policy=no-user-gesture-required',
+    '--use-fake-device-for-media-stream', '--autoplay-policy=no-user-gesture-required',
+    // Either every permission prompt is accepted (a granted microphone) or refused.
+    denyMicrophone ? '--deny-permission-prompts' : '--use-fake-ui-for-media-stream',
   ];
   if (wav) args.push(`--use-file-for-fake-audio-capture=${wav}`);
   const context = await chromium.launchPersistentContext(profile, {
