@@ -59,3 +59,31 @@ test('the room reads at 200 % zoom without sideways scrolling', { timeout: 90_00
     await server.stop();
   }
 });
+
+test('the interview starts and is driven from the keyboard alone', { timeout: 90_000 }, async () => {
+  const server = await startServer();
+  const browser = await launchBrowser(null);
+  try {
+    const page = await browser.context.newPage();
+    await page.goto(`${server.base}/`);
+    await page.locator('#guide option[value="backend-developer"]').waitFor({ state: 'attached' });
+    // Tab until the start button has focus (a visible focus ring is part of the style sheet).
+    for (let i = 0; i < 40; i += 1) {
+      await page.keyboard.press('Tab');
+      if (await page.evaluate(() => document.activeElement?.id) === 'start') break;
+    }
+    assert.equal(await page.evaluate(() => document.activeElement?.id), 'start');
+    const outline = await page.evaluate(() => getComputedStyle(document.activeElement).outlineStyle);
+    assert.notEqual(outline, 'none', 'focus is visible');
+    await page.keyboard.press('Enter');
+    await page.locator('#room:not([hidden])').waitFor();
+    await page.locator('#question-text', { hasText: /\?|\./ }).waitFor({ timeout: 30_000 });
+    // End the interview from the keyboard too.
+    await page.locator('#end').focus();
+    await page.keyboard.press('Enter');
+    await page.locator('#summary:not([hidden])').waitFor({ timeout: 60_000 });
+  } finally {
+    await browser.close();
+    await server.stop();
+  }
+});
