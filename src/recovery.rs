@@ -73,9 +73,7 @@ async fn finalise_leased(state: &AppState, session_id: &str, index: usize) -> an
     };
     let Some(question) = session.questions.get(index) else { return Ok(false) };
     let audio = store.answer_audio(session_id, index).await?.unwrap_or_default();
-    let limits = &state.limits;
-    let mut live =
-        LiveAnswer::new(index, row.asked_at_ms, question.time_limit_ms, limits.max_answer_ms, limits.time_warning_ms);
+    let mut live = LiveAnswer::for_question(question, row.asked_at_ms, &state.limits);
     let mut events = live.resume(&audio, row.segments);
     events.extend(live.finish());
     for (seq, segment) in crate::review::transcribe_closed(&state.engine, &mut live, events).await? {

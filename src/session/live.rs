@@ -1,7 +1,8 @@
 //! The live state of one answer: its audio, the segmenter, the segments so far and the clock.
 
 use crate::audio::{ms_to_samples, samples_to_ms, to_f32};
-use crate::protocol::{Answer, Segment};
+use crate::config::Limits;
+use crate::protocol::{Answer, Question, Segment};
 use crate::speech::{Segmenter, SegmenterConfig, Stretch};
 use crate::transcribe::TextPiece;
 
@@ -101,6 +102,11 @@ impl LiveAnswer {
             spoken: Vec::new(),
             next_partial_at: PARTIAL_EVERY_SAMPLES,
         }
+    }
+
+    /// An answer to `question`, under the server's answer-length and warning settings.
+    pub fn for_question(question: &Question, asked_at_ms: u64, limits: &Limits) -> Self {
+        Self::new(question.index, asked_at_ms, question.time_limit_ms, limits.max_answer_ms, limits.time_warning_ms)
     }
 
     /// Rebuilds an answer after a dropped stream from what the store holds, and returns the
@@ -233,7 +239,7 @@ impl LiveAnswer {
     }
 
     /// Maps piece times (relative to the clip) onto the answer's clock, inside the stretch.
-    pub fn place_pieces(&self, job: &StretchJob, pieces: Vec<TextPiece>) -> Vec<Segment> {
+    fn place_pieces(&self, job: &StretchJob, pieces: Vec<TextPiece>) -> Vec<Segment> {
         let stretch_start = samples_to_ms(job.stretch.start_sample);
         let stretch_end = samples_to_ms(job.stretch.end_sample);
         let clip_start = samples_to_ms(job.clip_start_sample);

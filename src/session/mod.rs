@@ -9,5 +9,5 @@ mod timing;
 
 pub use export::export_markdown;
 pub use live::{LiveAnswer, LiveEvent, SpokenStretch, StretchJob};
-pub use speech_figures::{count_words, speech_figures};
+pub use speech_figures::speech_figures;
 pub use timing::compute_timing;

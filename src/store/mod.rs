@@ -7,7 +7,7 @@ mod sql;
 use async_trait::async_trait;
 
 use crate::protocol::{Answer, Question, Segment};
-pub use sql::{Engine as DatabaseEngine, SqlStore};
+pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

@@ -34,7 +34,6 @@ impl Engine {
 
 pub struct SqlStore {
     pool: AnyPool,
-    engine: Engine,
 }
 
 impl SqlStore {
@@ -72,11 +71,7 @@ impl SqlStore {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
-        Ok(Self { pool, engine })
-    }
-
-    pub fn engine(&self) -> Engine {
-        self.engine
+        Ok(Self { pool })
     }
 }
 

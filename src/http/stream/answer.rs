@@ -47,14 +47,7 @@ impl Conn {
     }
 
     pub(super) fn new_live(&self, index: usize, asked_at_ms: u64) -> LiveAnswer {
-        let limits = &self.state.limits;
-        LiveAnswer::new(
-            index,
-            asked_at_ms,
-            self.questions[index].time_limit_ms,
-            limits.max_answer_ms,
-            limits.time_warning_ms,
-        )
+        LiveAnswer::for_question(&self.questions[index], asked_at_ms, &self.state.limits)
     }
 
     pub(super) async fn ask(&mut self, index: usize) -> Result<(), Stop> {
