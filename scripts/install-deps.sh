@@ -8,7 +8,8 @@ command -v cmake >/dev/null || need+=(cmake)
 command -v espeak-ng >/dev/null || need+=(espeak-ng)
 command -v sox >/dev/null || need+=(sox)
 command -v c++ >/dev/null || need+=(g++)
-ldconfig -p 2>/dev/null | grep -q libclang || need+=(libclang-dev)
+# libclang-cpp (often present) is not libclang: look for libclang.so or libclang-N.so itself.
+ldconfig -p 2>/dev/null | grep -qE 'libclang(-[0-9.]+)?\.so' || need+=(libclang-dev)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 if ((${#need[@]})); then
   sudo=""; [[ $(id -u) -ne 0 ]] && sudo="sudo"
