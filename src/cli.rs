@@ -9,7 +9,7 @@ use clap::{Parser, Subcommand};
 use crate::config::{EngineSettings, Settings};
 use crate::http::{serve, AppState};
 use crate::models::{self, ModelName};
-use crate::transcribe::{load_whisper, Engine, WhisperFactory};
+use crate::transcribe::{Engine, WhisperFactory};
 
 #[derive(Debug, Parser)]
 #[command(name = "viva", version, about = "Self-hosted voice mock-interview server")]
@@ -35,6 +35,8 @@ pub enum Command {
     },
     /// Benchmark: a plain whisper call per file against viva end to end over the WebSocket.
     Bench(crate::bench::BenchArgs),
+    /// Load generator: simulated candidates streaming spoken answers in real time to a server.
+    Load(crate::load::LoadArgs),
     /// Review a recorded answer offline: transcript, timing, pace, fillers and checklist.
     Review(ReviewArgs),
     /// Stored sessions, read straight from the database (operators only: no token needed).
@@ -136,7 +138,7 @@ pub async fn start_engine(model: &Path, settings: &EngineSettings) -> anyhow::Re
     let model = model.to_path_buf();
     let settings = settings.clone();
     tokio::task::spawn_blocking(move || {
-        let context = load_whisper(&model)?;
+        let context = crate::transcribe::load_whisper_with(&model, &settings)?;
         let factory = WhisperFactory::new(context, &settings);
         Engine::start(Arc::new(factory), &settings)
     })
@@ -185,6 +187,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Bench(args) => crate::bench::run(args).await,
+        Command::Load(args) => crate::load::run(args).await,
         Command::Review(args) => review(args).await,
         Command::Sessions { database, command } => sessions(&database, command).await,
     }

@@ -73,6 +73,10 @@ pub struct EngineSettings {
     /// whisper from cleaning "um" and "uh" out of the transcript; empty disables it.
     #[arg(long, env = "VIVA_INITIAL_PROMPT", default_value = DEFAULT_INITIAL_PROMPT)]
     pub initial_prompt: String,
+
+    /// whisper.cpp's flash attention kernels.
+    #[arg(long, env = "VIVA_FLASH_ATTN", default_value_t = false, action = clap::ArgAction::Set)]
+    pub flash_attn: bool,
 }
 
 /// Whisper continues in the style of its prompt: even a lone filler keeps "um" and "uh" in its
@@ -126,6 +130,11 @@ pub struct Limits {
     /// How often the server looks for orphaned answers and expired sessions (ms).
     #[arg(long, env = "VIVA_MAINTENANCE_EVERY_MS", default_value_t = 5_000)]
     pub maintenance_every_ms: u64,
+
+    /// Once a stretch of speech is this long (ms), a short pause closes it, so it is transcribed
+    /// while the candidate goes on; shorter keeps the wait after `end_answer` short.
+    #[arg(long, env = "VIVA_STRETCH_SOFT_MAX_MS", default_value_t = crate::speech::SegmenterConfig::DEFAULT_SOFT_MAX_MS)]
+    pub stretch_soft_max_ms: u64,
 }
 
 impl Default for EngineSettings {
@@ -137,6 +146,7 @@ impl Default for EngineSettings {
             queue_wait_ms: 30_000,
             trim_audio_ctx: true,
             initial_prompt: DEFAULT_INITIAL_PROMPT.to_string(),
+            flash_attn: false,
         }
     }
 }
@@ -155,6 +165,7 @@ impl Default for Limits {
             resume_window_ms: 600_000,
             retention_days: None,
             maintenance_every_ms: 5_000,
+            stretch_soft_max_ms: crate::speech::SegmenterConfig::DEFAULT_SOFT_MAX_MS,
         }
     }
 }

@@ -38,6 +38,7 @@ pub mod client;
 pub mod config;
 pub mod guide;
 pub mod http;
+pub mod load;
 pub mod models;
 pub mod protocol;
 pub mod recovery;

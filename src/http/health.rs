@@ -26,6 +26,7 @@ async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
         "database": database,
         "model": model,
         "queued_jobs": state.engine.queued(),
+        "busy_workers": state.engine.busy_workers(),
         "free_streams": state.stream_permits.available_permits(),
     });
     (status, Json(body))

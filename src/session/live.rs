@@ -106,7 +106,16 @@ impl LiveAnswer {
 
     /// An answer to `question`, under the server's answer-length and warning settings.
     pub fn for_question(question: &Question, asked_at_ms: u64, limits: &Limits) -> Self {
-        Self::new(question.index, asked_at_ms, question.time_limit_ms, limits.max_answer_ms, limits.time_warning_ms)
+        let mut answer = Self::new(
+            question.index,
+            asked_at_ms,
+            question.time_limit_ms,
+            limits.max_answer_ms,
+            limits.time_warning_ms,
+        );
+        let soft_max_stretch_ms = limits.stretch_soft_max_ms.min(SegmenterConfig::default().max_stretch_ms);
+        answer.segmenter = Segmenter::new(SegmenterConfig { soft_max_stretch_ms, ..SegmenterConfig::default() });
+        answer
     }
 
     /// Rebuilds an answer after a dropped stream from what the store holds, and returns the

@@ -24,6 +24,10 @@ pub struct SegmenterConfig {
     pub max_stretch_ms: u64,
 }
 
+impl SegmenterConfig {
+    pub const DEFAULT_SOFT_MAX_MS: u64 = 12_000;
+}
+
 impl Default for SegmenterConfig {
     fn default() -> Self {
         Self {
@@ -31,7 +35,7 @@ impl Default for SegmenterConfig {
             onset_threshold: 0.7,
             min_onset_frames: 3,
             close_after_silence_ms: 600,
-            soft_max_stretch_ms: 12_000,
+            soft_max_stretch_ms: Self::DEFAULT_SOFT_MAX_MS,
             soft_close_after_silence_ms: 150,
             max_stretch_ms: 20_000,
         }

@@ -1,19 +1,31 @@
-//! The worker pool: N threads, each owning one [`Transcriber`], fed by one bounded queue.
-//! Replies travel back on oneshot channels; a job whose requester has gone is skipped.
+//! The worker pool: N threads, each owning one [`Transcriber`], fed by one bounded queue with
+//! three priorities. Replies travel back on oneshot channels; a job whose requester has gone is
+//! skipped.
+//!
+//! Why priorities: a candidate who presses "end answer" waits for the last stretch, while the
+//! other work can wait a little. So the stretch that closes an answer goes first, stretches
+//! closed mid-answer next, and partial hypotheses last; a partial already running gives way
+//! (whisper's abort callback) as soon as anything else is waiting.
 
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 use std::time::Duration;
 
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
-use super::{TextPiece, TranscribeError, TranscriberFactory};
+use super::{Interrupt, TextPiece, TranscribeError, TranscriberFactory};
 use crate::config::EngineSettings;
 
-/// Partial hypotheses are a nicety: under load they are dropped rather than queued.
+/// What a job is for, highest priority first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum JobKind {
+    /// The last stretch of an answer: the candidate is waiting for the result.
+    Closing,
+    /// A stretch closed while the candidate goes on speaking.
     Final,
+    /// A hypothesis for the stretch still open: a nicety, dropped or interrupted under load.
     Partial,
 }
 
@@ -27,14 +39,93 @@ pub enum EngineError {
     Transcribe(#[from] TranscribeError),
 }
 
+type Reply = oneshot::Sender<Result<Vec<TextPiece>, TranscribeError>>;
+
 struct Job {
+    kind: JobKind,
     audio: Vec<f32>,
-    reply: oneshot::Sender<Result<Vec<TextPiece>, TranscribeError>>,
+    reply: Reply,
+    /// Room in the queue, given back when a worker takes the job.
+    _room: OwnedSemaphorePermit,
+}
+
+#[derive(Default)]
+struct Queues {
+    closing: VecDeque<Job>,
+    finals: VecDeque<Job>,
+    partials: VecDeque<Job>,
+    stopped: bool,
+}
+
+impl Queues {
+    fn pop(&mut self) -> Option<Job> {
+        self.closing.pop_front().or_else(|| self.finals.pop_front()).or_else(|| self.partials.pop_front())
+    }
+
+    fn len(&self) -> usize {
+        self.closing.len() + self.finals.len() + self.partials.len()
+    }
+}
+
+struct Shared {
+    queues: Mutex<Queues>,
+    work: Condvar,
+    /// Jobs other than partials waiting for a worker: a running partial gives way while > 0.
+    urgent_waiting: Arc<AtomicUsize>,
+    /// Workers decoding right now.
+    busy_workers: AtomicUsize,
+}
+
+impl Shared {
+    fn push(&self, job: Job) -> Result<(), Job> {
+        let mut queues = self.queues.lock().expect("engine queue lock");
+        if queues.stopped {
+            return Err(job);
+        }
+        match job.kind {
+            JobKind::Closing => queues.closing.push_back(job),
+            JobKind::Final => queues.finals.push_back(job),
+            JobKind::Partial => queues.partials.push_back(job),
+        }
+        drop(queues);
+        self.work.notify_one();
+        Ok(())
+    }
+
+    /// Blocks until there is a job, or returns `None` once the engine is dropped.
+    fn take(&self) -> Option<Job> {
+        let mut queues = self.queues.lock().expect("engine queue lock");
+        loop {
+            if let Some(job) = queues.pop() {
+                if job.kind != JobKind::Partial {
+                    self.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+                }
+                return Some(job);
+            }
+            if queues.stopped {
+                return None;
+            }
+            queues = self.work.wait(queues).expect("engine queue lock");
+        }
+    }
+}
+
+/// Stops the workers when the last [`Engine`] clone is dropped.
+struct Owner {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Owner {
+    fn drop(&mut self) {
+        self.shared.queues.lock().map(|mut q| q.stopped = true).ok();
+        self.shared.work.notify_all();
+    }
 }
 
 #[derive(Clone)]
 pub struct Engine {
-    queue: flume::Sender<Job>,
+    owner: Arc<Owner>,
+    room: Arc<Semaphore>,
     queue_wait: Duration,
     workers: usize,
 }
@@ -43,11 +134,16 @@ impl Engine {
     /// Starts the workers and waits until each has built its transcriber, so a bad model fails
     /// here, at start-up, rather than on the first answer.
     pub fn start(factory: Arc<dyn TranscriberFactory>, settings: &EngineSettings) -> Result<Self, TranscribeError> {
-        let (queue, jobs) = flume::bounded::<Job>(settings.queue_depth.max(1));
+        let shared = Arc::new(Shared {
+            queues: Mutex::new(Queues::default()),
+            work: Condvar::new(),
+            urgent_waiting: Arc::new(AtomicUsize::new(0)),
+            busy_workers: AtomicUsize::new(0),
+        });
         let workers = settings.workers.max(1);
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         for n in 0..workers {
-            let jobs = jobs.clone();
+            let shared = shared.clone();
             let factory = factory.clone();
             let ready = ready_tx.clone();
             thread::Builder::new()
@@ -64,21 +160,36 @@ impl Engine {
                         }
                     };
                     drop(ready);
-                    // Ends when every sender (every Engine clone) is gone.
-                    while let Ok(job) = jobs.recv() {
-                        if job.reply.is_closed() {
+                    while let Some(Job { kind, audio, reply, _room: room }) = shared.take() {
+                        // Taken by a worker: its place in the queue is free again.
+                        drop(room);
+                        if reply.is_closed() {
                             continue;
                         }
-                        let _ = job.reply.send(transcriber.transcribe(&job.audio));
+                        shared.busy_workers.fetch_add(1, Ordering::SeqCst);
+                        let result = match kind {
+                            JobKind::Partial => transcriber
+                                .transcribe_interruptible(&audio, Interrupt::when_waiting(&shared.urgent_waiting)),
+                            _ => transcriber.transcribe(&audio),
+                        };
+                        shared.busy_workers.fetch_sub(1, Ordering::SeqCst);
+                        let _ = reply.send(result);
                     }
                 })
                 .map_err(|e| TranscribeError::Failed(format!("cannot start worker thread: {e}")))?;
         }
         drop(ready_tx);
+        let owner = Arc::new(Owner { shared });
         for _ in 0..workers {
+            // On failure the owner is dropped here, which stops the workers that did start.
             ready_rx.recv().map_err(|_| TranscribeError::Failed("worker died at start".into()))??;
         }
-        Ok(Self { queue, queue_wait: Duration::from_millis(settings.queue_wait_ms), workers })
+        Ok(Self {
+            owner,
+            room: Arc::new(Semaphore::new(settings.queue_depth.max(1))),
+            queue_wait: Duration::from_millis(settings.queue_wait_ms),
+            workers,
+        })
     }
 
     pub fn workers(&self) -> usize {
@@ -87,26 +198,44 @@ impl Engine {
 
     /// Jobs waiting for a worker now.
     pub fn queued(&self) -> usize {
-        self.queue.len()
+        self.owner.shared.queues.lock().map(|q| q.len()).unwrap_or(0)
     }
 
-    /// Transcribes 16 kHz mono audio. A final job waits a bounded time for room in the queue;
-    /// a partial one is refused at once when the queue is full.
+    /// Workers decoding now.
+    pub fn busy_workers(&self) -> usize {
+        self.owner.shared.busy_workers.load(Ordering::SeqCst)
+    }
+
+    /// Transcribes 16 kHz mono audio. A job that matters waits a bounded time for room in the
+    /// queue; a partial one is refused at once when the queue is full, and comes back `Busy`
+    /// when it gave way to more urgent work.
     pub async fn transcribe(&self, audio: Vec<f32>, kind: JobKind) -> Result<Vec<TextPiece>, EngineError> {
+        let room = match kind {
+            JobKind::Partial => self.room.clone().try_acquire_owned().map_err(|_| EngineError::Busy)?,
+            JobKind::Closing | JobKind::Final => {
+                match tokio::time::timeout(self.queue_wait, self.room.clone().acquire_owned()).await {
+                    Err(_) => return Err(EngineError::Busy),
+                    Ok(Err(_)) => return Err(EngineError::Stopped),
+                    Ok(Ok(permit)) => permit,
+                }
+            }
+        };
         let (reply, response) = oneshot::channel();
-        let job = Job { audio, reply };
-        match kind {
-            JobKind::Partial => self.queue.try_send(job).map_err(|e| match e {
-                flume::TrySendError::Full(_) => EngineError::Busy,
-                flume::TrySendError::Disconnected(_) => EngineError::Stopped,
-            })?,
-            JobKind::Final => match tokio::time::timeout(self.queue_wait, self.queue.send_async(job)).await {
-                Err(_) => return Err(EngineError::Busy),
-                Ok(Err(_)) => return Err(EngineError::Stopped),
-                Ok(Ok(())) => {}
-            },
+        let shared = &self.owner.shared;
+        if kind != JobKind::Partial {
+            shared.urgent_waiting.fetch_add(1, Ordering::SeqCst);
         }
-        Ok(response.await.map_err(|_| EngineError::Stopped)??)
+        if shared.push(Job { kind, audio, reply, _room: room }).is_err() {
+            if kind != JobKind::Partial {
+                shared.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+            }
+            return Err(EngineError::Stopped);
+        }
+        match response.await.map_err(|_| EngineError::Stopped)? {
+            Ok(pieces) => Ok(pieces),
+            Err(TranscribeError::Interrupted) => Err(EngineError::Busy),
+            Err(e) => Err(e.into()),
+        }
     }
 }
 
@@ -114,28 +243,60 @@ impl Engine {
 mod tests {
     use super::*;
     use crate::transcribe::Transcriber;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::AtomicUsize;
 
-    /// Echoes the audio length, after sleeping for as many ms as the first sample says.
-    struct SlowEcho(Arc<AtomicUsize>);
-    impl Transcriber for SlowEcho {
-        fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
-            thread::sleep(Duration::from_millis(audio[0] as u64));
-            self.0.fetch_add(1, Ordering::SeqCst);
+    /// Echoes the audio length after sleeping for as many ms as the first sample says; the
+    /// second sample, when present, tags the job so tests can see the order of work. An
+    /// interruptible call checks its interrupt every millisecond.
+    struct SlowEcho(Arc<Mutex<Vec<f32>>>);
+    impl SlowEcho {
+        fn run(&mut self, audio: &[f32], interrupt: Option<&Interrupt>) -> Result<Vec<TextPiece>, TranscribeError> {
+            for _ in 0..audio[0] as u64 {
+                thread::sleep(Duration::from_millis(1));
+                if interrupt.is_some_and(Interrupt::requested) {
+                    return Err(TranscribeError::Interrupted);
+                }
+            }
+            self.0.lock().unwrap().push(audio.get(1).copied().unwrap_or(-1.0));
             Ok(vec![TextPiece { text: format!("{} samples", audio.len()), start_ms: 0, end_ms: 1 }])
         }
     }
-    struct Factory(Arc<AtomicUsize>);
+    impl Transcriber for SlowEcho {
+        fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
+            self.run(audio, None)
+        }
+        fn transcribe_interruptible(
+            &mut self,
+            audio: &[f32],
+            interrupt: Interrupt,
+        ) -> Result<Vec<TextPiece>, TranscribeError> {
+            self.run(audio, Some(&interrupt))
+        }
+    }
+    struct Factory(Arc<Mutex<Vec<f32>>>);
     impl TranscriberFactory for Factory {
         fn create(&self) -> Result<Box<dyn Transcriber>, TranscribeError> {
             Ok(Box::new(SlowEcho(self.0.clone())))
         }
     }
 
-    fn engine(depth: usize, wait_ms: u64) -> (Engine, Arc<AtomicUsize>) {
-        let done = Arc::new(AtomicUsize::new(0));
+    fn engine(depth: usize, wait_ms: u64) -> (Engine, Arc<Mutex<Vec<f32>>>) {
+        let done = Arc::new(Mutex::new(Vec::new()));
         let settings = EngineSettings { workers: 1, queue_depth: depth, queue_wait_ms: wait_ms, ..Default::default() };
         (Engine::start(Arc::new(Factory(done.clone())), &settings).unwrap(), done)
+    }
+
+    fn spawn(
+        engine: &Engine,
+        audio: Vec<f32>,
+        kind: JobKind,
+    ) -> tokio::task::JoinHandle<Result<Vec<TextPiece>, EngineError>> {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.transcribe(audio, kind).await })
+    }
+
+    async fn settle() {
+        tokio::time::sleep(Duration::from_millis(40)).await;
     }
 
     #[tokio::test]
@@ -149,30 +310,74 @@ mod tests {
     async fn full_queue_refuses_partials_at_once_and_finals_after_the_wait() {
         let (engine, _) = engine(1, 50);
         // One job occupies the worker, one fills the queue.
-        let e1 = engine.clone();
-        let busy = tokio::spawn(async move { e1.transcribe(vec![300.0], JobKind::Final).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let e2 = engine.clone();
-        let queued = tokio::spawn(async move { e2.transcribe(vec![0.0], JobKind::Final).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let busy = spawn(&engine, vec![300.0], JobKind::Final);
+        settle().await;
+        let queued = spawn(&engine, vec![0.0], JobKind::Final);
+        settle().await;
         assert!(matches!(engine.transcribe(vec![0.0], JobKind::Partial).await, Err(EngineError::Busy)));
-        assert!(matches!(engine.transcribe(vec![0.0], JobKind::Final).await, Err(EngineError::Busy)));
+        assert!(matches!(engine.transcribe(vec![0.0], JobKind::Closing).await, Err(EngineError::Busy)));
         assert!(busy.await.unwrap().is_ok());
-        assert!(queued.await.unwrap().is_ok());
+        let queued = queued.await.unwrap();
+        assert!(queued.is_ok(), "{queued:?}");
     }
 
     #[tokio::test]
     async fn jobs_of_departed_requesters_are_skipped() {
         let (engine, done) = engine(4, 1000);
-        let e1 = engine.clone();
-        let first = tokio::spawn(async move { e1.transcribe(vec![200.0], JobKind::Final).await });
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        let first = spawn(&engine, vec![200.0], JobKind::Final);
+        settle().await;
         // Queued behind the first, then abandoned.
         let abandoned =
             tokio::time::timeout(Duration::from_millis(10), engine.transcribe(vec![0.0], JobKind::Final)).await;
         assert!(abandoned.is_err());
         first.await.unwrap().unwrap();
         engine.transcribe(vec![0.0], JobKind::Final).await.unwrap();
-        assert_eq!(done.load(Ordering::SeqCst), 2);
+        assert_eq!(done.lock().unwrap().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn closing_stretches_go_first_then_finals_then_partials() {
+        let (engine, done) = engine(8, 1000);
+        let blocker = spawn(&engine, vec![150.0, 0.0], JobKind::Final);
+        settle().await;
+        let partial = spawn(&engine, vec![1.0, 3.0], JobKind::Partial);
+        let last_final = spawn(&engine, vec![1.0, 2.0], JobKind::Final);
+        let closing = spawn(&engine, vec![1.0, 1.0], JobKind::Closing);
+        for job in [blocker, partial, last_final, closing] {
+            job.await.unwrap().unwrap();
+        }
+        assert_eq!(*done.lock().unwrap(), vec![0.0, 1.0, 2.0, 3.0]);
+    }
+
+    #[tokio::test]
+    async fn a_running_partial_gives_way_to_a_final() {
+        let (engine, done) = engine(8, 1000);
+        let partial = spawn(&engine, vec![5_000.0, 9.0], JobKind::Partial);
+        settle().await;
+        assert_eq!(engine.busy_workers(), 1);
+        let started = std::time::Instant::now();
+        engine.transcribe(vec![1.0, 1.0], JobKind::Closing).await.unwrap();
+        assert!(matches!(partial.await.unwrap(), Err(EngineError::Busy)));
+        // The partial stopped long before its 5 s were up and never produced text.
+        assert!(started.elapsed() < Duration::from_secs(4));
+        assert_eq!(*done.lock().unwrap(), vec![1.0]);
+        assert_eq!(engine.busy_workers(), 0);
+    }
+
+    #[tokio::test]
+    async fn dropping_the_engine_stops_the_workers() {
+        let counter = Arc::new(AtomicUsize::new(0));
+        let (engine, _) = engine(2, 1000);
+        engine.transcribe(vec![0.0], JobKind::Final).await.unwrap();
+        counter.fetch_add(1, Ordering::SeqCst);
+        let shared = Arc::downgrade(&engine.owner.shared);
+        drop(engine);
+        for _ in 0..100 {
+            if shared.strong_count() == 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the worker still holds the queue after the engine was dropped");
     }
 }

@@ -6,7 +6,7 @@ mod engine;
 mod whisper;
 
 pub use engine::{Engine, EngineError, JobKind};
-pub use whisper::{load_whisper, plain_transcribe, WhisperFactory};
+pub use whisper::{load_whisper, load_whisper_with, plain_transcribe, WhisperFactory};
 
 /// A piece of recognised text, times in ms from the start of the audio handed to the transcriber.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,12 +20,42 @@ pub struct TextPiece {
 pub enum TranscribeError {
     #[error("transcription failed: {0}")]
     Failed(String),
+    /// The call gave way to more urgent work (see [`Interrupt`]).
+    #[error("transcription interrupted for more urgent work")]
+    Interrupted,
+}
+
+/// Asks a running transcription to stop early: the engine hands one to partial jobs, which give
+/// way as soon as a job that matters is waiting for a worker.
+#[derive(Clone, Debug)]
+pub struct Interrupt(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Interrupt {
+    /// Requested while the counter is above zero.
+    pub fn when_waiting(waiting: &std::sync::Arc<std::sync::atomic::AtomicUsize>) -> Self {
+        Self(waiting.clone())
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+    }
 }
 
 /// Turns 16 kHz mono audio into text. One instance per worker thread; it may keep state
 /// (whisper's decoder state) between calls, which is why it is `&mut self` and not shared.
 pub trait Transcriber: Send {
     fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError>;
+
+    /// Like [`Transcriber::transcribe`], but may stop early with [`TranscribeError::Interrupted`]
+    /// once `interrupt` is requested. Transcribers that cannot stop run to the end.
+    fn transcribe_interruptible(
+        &mut self,
+        audio: &[f32],
+        interrupt: Interrupt,
+    ) -> Result<Vec<TextPiece>, TranscribeError> {
+        let _ = interrupt;
+        self.transcribe(audio)
+    }
 }
 
 /// Makes one [`Transcriber`] per worker thread from a model loaded once.

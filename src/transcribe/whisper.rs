@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
 
-use super::{is_non_speech, TextPiece, TranscribeError, Transcriber, TranscriberFactory};
+use super::{is_non_speech, Interrupt, TextPiece, TranscribeError, Transcriber, TranscriberFactory};
 
 /// Whisper's encoder sees 50 positions per second of audio (16 kHz / hop 160 / conv stride 2).
 const SAMPLES_PER_AUDIO_CTX: usize = 320;
@@ -28,9 +28,19 @@ const INVENTED_MEAN_LOG_PROBABILITY: f32 = -1.6;
 /// Loads a ggml model once. Validate the file first (see `models::validate_ggml`): whisper.cpp
 /// can crash on a corrupt file rather than report it.
 pub fn load_whisper(path: &Path) -> Result<Arc<WhisperContext>, TranscribeError> {
+    load_whisper_with(path, &crate::config::EngineSettings::default())
+}
+
+/// Loads a model with the engine's settings (flash attention on or off).
+pub fn load_whisper_with(
+    path: &Path,
+    settings: &crate::config::EngineSettings,
+) -> Result<Arc<WhisperContext>, TranscribeError> {
     whisper_rs::install_logging_hooks();
     let path_str = path.to_str().ok_or_else(|| TranscribeError::Failed("model path is not UTF-8".into()))?;
-    WhisperContext::new_with_params(path_str, WhisperContextParameters::default())
+    let mut params = WhisperContextParameters::default();
+    params.flash_attn(settings.flash_attn);
+    WhisperContext::new_with_params(path_str, params)
         .map(Arc::new)
         .map_err(|e| TranscribeError::Failed(format!("whisper could not load {}: {e}", path.display())))
 }
@@ -93,6 +103,24 @@ pub fn audio_ctx_for(samples: usize) -> usize {
 
 impl Transcriber for WhisperTranscriber {
     fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
+        self.run(audio, None)
+    }
+
+    fn transcribe_interruptible(
+        &mut self,
+        audio: &[f32],
+        interrupt: Interrupt,
+    ) -> Result<Vec<TextPiece>, TranscribeError> {
+        self.run(audio, Some(interrupt))
+    }
+}
+
+/// Normal speech stays well under this many tokens a second; past it whisper is repeating.
+const MAX_TOKENS_PER_SECOND: usize = 8;
+const MIN_MAX_TOKENS: usize = 24;
+
+impl WhisperTranscriber {
+    fn run(&mut self, audio: &[f32], interrupt: Option<Interrupt>) -> Result<Vec<TextPiece>, TranscribeError> {
         let mut padded;
         let audio = if audio.len() < MIN_SAMPLES {
             padded = audio.to_vec();
@@ -104,24 +132,24 @@ impl Transcriber for WhisperTranscriber {
         // The prompt keeps fillers, but on some short clips it sends greedy decoding into a
         // loop ("The low air. The low air. …"): then the clip is decoded again without it.
         if let Some(prompt) = self.initial_prompt.clone() {
-            match self.decode(audio, Some(&prompt)) {
+            match self.decode(audio, Some(&prompt), interrupt.clone()) {
                 Ok(pieces) if !is_repetitive(&pieces) => return Ok(pieces),
+                Err(TranscribeError::Interrupted) => return Err(TranscribeError::Interrupted),
                 _ => {}
             }
         }
-        let pieces = self.decode(audio, None)?;
+        let pieces = self.decode(audio, None, interrupt)?;
         Ok(if is_repetitive(&pieces) { Vec::new() } else { pieces })
     }
-}
 
-/// Normal speech stays well under this many tokens a second; past it whisper is repeating.
-const MAX_TOKENS_PER_SECOND: usize = 8;
-const MIN_MAX_TOKENS: usize = 24;
-
-impl WhisperTranscriber {
     /// One bounded whisper call: tokens capped by the clip's length, and aborted when it runs
     /// past a wall-clock budget, so no input can hold a worker for long.
-    fn decode(&mut self, audio: &[f32], prompt: Option<&str>) -> Result<Vec<TextPiece>, TranscribeError> {
+    fn decode(
+        &mut self,
+        audio: &[f32],
+        prompt: Option<&str>,
+        interrupt: Option<Interrupt>,
+    ) -> Result<Vec<TextPiece>, TranscribeError> {
         let seconds = audio.len() / 16_000 + 1;
         let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
         params.set_n_threads(self.threads as i32);
@@ -141,16 +169,28 @@ impl WhisperTranscriber {
         params.set_temperature_inc(0.0);
         params.set_no_speech_thold(NO_SPEECH_PROBABILITY);
         params.set_max_tokens((MIN_MAX_TOKENS + MAX_TOKENS_PER_SECOND * seconds) as i32);
-        let budget = std::time::Duration::from_millis(2_000 + 2_000 * seconds as u64);
+        // The token cap already stops decoding loops; the clock is the last guard against a
+        // stuck call. It must allow for a machine busy with other work: whisper's threads
+        // spin-wait on each other, so on an oversubscribed CPU a call measured 15 times slower
+        // than on an idle one, and a tight budget threw away real speech.
+        let budget = std::time::Duration::from_millis(10_000 + 5_000 * seconds as u64);
         let deadline = std::time::Instant::now() + budget;
-        params.set_abort_callback_safe(move || std::time::Instant::now() > deadline);
+        let stop = interrupt.clone();
+        params.set_abort_callback_safe(move || {
+            std::time::Instant::now() > deadline || stop.as_ref().is_some_and(Interrupt::requested)
+        });
         if self.trim_audio_ctx {
             params.set_audio_ctx(audio_ctx_for(audio.len()) as i32);
         }
         if let Some(prompt) = prompt {
             params.set_initial_prompt(prompt);
         }
-        self.state.full(params, audio).map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
+        let result = self.state.full(params, audio);
+        // An aborted decode may still return Ok with part of the text: never trust it.
+        if interrupt.as_ref().is_some_and(Interrupt::requested) {
+            return Err(TranscribeError::Interrupted);
+        }
+        result.map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
         let audio_ms = (audio.len() / 16) as u64;
         let mut pieces = Vec::new();
         for segment in self.state.as_iter() {

@@ -109,7 +109,7 @@ impl Conn {
         let mut limit_reached = false;
         for event in events {
             match event {
-                LiveEvent::Transcribe(job) => self.schedule_final(index, job),
+                LiveEvent::Transcribe(job) => self.schedule_final(index, job, JobKind::Final),
                 LiveEvent::TimeWarning { remaining_ms } => {
                     self.outbox.push_back(ServerMessage::TimeWarning { index, remaining_ms })
                 }
@@ -122,11 +122,12 @@ impl Conn {
         Ok(())
     }
 
-    pub(super) fn schedule_final(&mut self, index: usize, mut job: StretchJob) {
+    /// Queues a closed stretch; `Closing` when the candidate is waiting for the answer.
+    pub(super) fn schedule_final(&mut self, index: usize, mut job: StretchJob, kind: JobKind) {
         let engine = self.state.engine.clone();
         let audio = std::mem::take(&mut job.audio);
         self.finals.push_back(Box::pin(async move {
-            let result = engine.transcribe(audio, JobKind::Final).await;
+            let result = engine.transcribe(audio, kind).await;
             (index, job, result)
         }));
     }
@@ -220,7 +221,7 @@ impl Conn {
         events.extend(live.finish());
         for event in events {
             if let LiveEvent::Transcribe(job) = event {
-                self.schedule_final(index, job);
+                self.schedule_final(index, job, JobKind::Closing);
             }
         }
         self.drain_finals().await?;
