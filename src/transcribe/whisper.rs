@@ -115,6 +115,20 @@ impl Transcriber for WhisperTranscriber {
     }
 }
 
+/// What whisper's abort callback looks at: the call's wall-clock budget and the engine's request
+/// to give way.
+struct AbortCheck {
+    deadline: std::time::Instant,
+    interrupt: Option<Interrupt>,
+}
+
+/// whisper.cpp asks this after encoding and after each decoding step.
+unsafe extern "C" fn should_abort(user_data: *mut std::ffi::c_void) -> bool {
+    // SAFETY: `decode` passes a pointer to an `AbortCheck` that lives across the whole call.
+    let check = unsafe { &*(user_data as *const AbortCheck) };
+    std::time::Instant::now() > check.deadline || check.interrupt.as_ref().is_some_and(Interrupt::requested)
+}
+
 /// Normal speech stays well under this many tokens a second; past it whisper is repeating.
 const MAX_TOKENS_PER_SECOND: usize = 8;
 const MIN_MAX_TOKENS: usize = 24;
@@ -175,10 +189,16 @@ impl WhisperTranscriber {
         // than on an idle one, and a tight budget threw away real speech.
         let budget = std::time::Duration::from_millis(10_000 + 5_000 * seconds as u64);
         let deadline = std::time::Instant::now() + budget;
-        let stop = interrupt.clone();
-        params.set_abort_callback_safe(move || {
-            std::time::Instant::now() > deadline || stop.as_ref().is_some_and(Interrupt::requested)
-        });
+        // whisper-rs's `set_abort_callback_safe` hands whisper a pointer to a boxed trait object
+        // but reads it back as the closure itself, so a closure with captures reads garbage
+        // (it aborted real calls at random). The plain callback with our own data is used instead.
+        let check = AbortCheck { deadline, interrupt: interrupt.clone() };
+        // SAFETY: `check` outlives `self.state.full` below, the only call that uses the pointer,
+        // and `should_abort` reads it as the `AbortCheck` it is.
+        unsafe {
+            params.set_abort_callback(Some(should_abort));
+            params.set_abort_callback_user_data(&check as *const AbortCheck as *mut std::ffi::c_void);
+        }
         if self.trim_audio_ctx {
             params.set_audio_ctx(audio_ctx_for(audio.len()) as i32);
         }
