@@ -148,9 +148,11 @@ pub async fn start_engine(model: &Path, settings: &EngineSettings) -> anyhow::Re
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // whisper.cpp's own log says "failed to decode" each time a partial gives way to more
+    // urgent work, which is normal operation; real failures are logged by viva itself.
     let default_filter = match cli.command {
-        Command::Serve(_) => "info,whisper_rs=warn",
-        _ => "warn",
+        Command::Serve(_) => "info,whisper_rs=warn,whisper_rs::whisper_logging_hook=off",
+        _ => "warn,whisper_rs::whisper_logging_hook=off",
     };
     init_tracing(default_filter);
     match cli.command {
