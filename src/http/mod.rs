@@ -1,5 +1,10 @@
 //! The HTTP layer: routes, shared state, the WebSocket stream and error mapping. Each resource
 //! module exposes its own `router()`; handlers stay thin and call into `session` and `store`.
+//!
+//! The edge against one abusive client: [`origin`] (which pages may open a stream) and
+//! [`rate_limit`] (token buckets per address for REST requests and session creations, open
+//! streams per address); the stream's own limits (audio rate, idle, slow readers, framing
+//! errors) live in `stream`. Every limit is a setting in [`crate::config::Limits`].
 
 mod auth;
 mod error;
