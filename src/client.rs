@@ -56,6 +56,16 @@ impl StreamClient {
         .await
     }
 
+    /// `start` for a recording upload: not held to the audio rate limit, capped in bytes.
+    pub async fn start_upload_s16(&mut self, sample_rate: u32) -> anyhow::Result<()> {
+        self.send_json(json!({
+            "type": "start",
+            "audio": {"encoding": "pcm_s16le", "sample_rate": sample_rate, "channels": 1},
+            "upload": true
+        }))
+        .await
+    }
+
     /// Sends mono 16-bit samples in chunks of `chunk_ms`, paced in real time when `realtime`.
     pub async fn send_audio(
         &mut self,

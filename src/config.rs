@@ -83,7 +83,8 @@ pub struct EngineSettings {
 /// output. Longer prompts measured no better and up to twice as slow (see the checklist notes).
 pub const DEFAULT_INITIAL_PROMPT: &str = "Uh.";
 
-/// Limits that protect the server from one client; all are per stream or per request.
+/// Limits that protect the server from one client: per stream, per request or per client
+/// address.
 #[derive(Debug, Clone, Args)]
 pub struct Limits {
     /// Largest WebSocket frame or message accepted (bytes); larger closes with 1009.
@@ -135,6 +136,61 @@ pub struct Limits {
     /// while the candidate goes on; shorter keeps the wait after `end_answer` short.
     #[arg(long, env = "VIVA_STRETCH_SOFT_MAX_MS", default_value_t = crate::speech::SegmenterConfig::DEFAULT_SOFT_MAX_MS)]
     pub stretch_soft_max_ms: u64,
+
+    /// Origins (`scheme://host[:port]`, comma-separated) whose pages may open a stream besides
+    /// the origin the server itself is reached at. A stream upgrade whose `Origin` is neither
+    /// is refused with 403 (cross-site WebSocket hijacking); clients that send no `Origin`
+    /// (not browsers) are not affected.
+    #[arg(long, env = "VIVA_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// A stream that receives no frame at all for this long is closed (`idle_timeout`, 1008);
+    /// its answer stays stored and resumable. Live clients stream audio, silence included.
+    #[arg(long, env = "VIVA_WS_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub ws_idle_timeout_ms: u64,
+
+    /// Messages that may wait to be sent to one stream's client; with the send timeout, a
+    /// client that stops reading is disconnected instead of buffered without bound.
+    #[arg(long, env = "VIVA_WS_OUTGOING_QUEUE", default_value_t = 256)]
+    pub ws_outgoing_queue: usize,
+
+    /// How long one message may wait for a client that does not read (ms) before the stream
+    /// is dropped as too slow.
+    #[arg(long, env = "VIVA_WS_SEND_TIMEOUT_MS", default_value_t = 10_000)]
+    pub ws_send_timeout_ms: u64,
+
+    /// How many times real time a stream may send audio (after its burst); faster clients
+    /// are slowed down by back-pressure, nothing is lost. Streams that declare a recording
+    /// upload (`"upload": true` in `start`) are not throttled but capped in bytes instead.
+    #[arg(long, env = "VIVA_MAX_AUDIO_RATE", default_value_t = 4.0)]
+    pub max_audio_rate: f64,
+
+    /// Audio (ms) a stream may send at once before the rate limit applies.
+    #[arg(long, env = "VIVA_AUDIO_BURST_MS", default_value_t = 60_000)]
+    pub audio_burst_ms: u64,
+
+    /// Bytes of audio one answer of a recording upload may send; past it `upload_too_large`
+    /// and close 1008.
+    #[arg(long, env = "VIVA_MAX_UPLOAD_BYTES", default_value_t = 256 << 20)]
+    pub max_upload_bytes: u64,
+
+    /// Concurrent streams from one client address; past it the upgrade is refused with 429
+    /// (`too_many_connections`). Behind a proxy every client shares the proxy's address.
+    #[arg(long, env = "VIVA_MAX_CONNECTIONS_PER_ADDRESS", default_value_t = 32)]
+    pub max_connections_per_address: usize,
+
+    /// Sessions one client address may create per hour; past it 429 (`too_many_sessions`).
+    #[arg(long, env = "VIVA_MAX_SESSIONS_PER_ADDRESS_PER_HOUR", default_value_t = 1_000)]
+    pub max_sessions_per_address_per_hour: u32,
+
+    /// REST requests (`/v1/…`) per second from one client address, on average; past the
+    /// burst, 429 (`rate_limited`) with `Retry-After`. The browser client's files are exempt.
+    #[arg(long, env = "VIVA_RATE_LIMIT_PER_SECOND", default_value_t = 50.0)]
+    pub rate_limit_per_second: f64,
+
+    /// REST requests one client address may make at once before the rate applies.
+    #[arg(long, env = "VIVA_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
 }
 
 impl Default for EngineSettings {
@@ -166,6 +222,17 @@ impl Default for Limits {
             retention_days: None,
             maintenance_every_ms: 5_000,
             stretch_soft_max_ms: crate::speech::SegmenterConfig::DEFAULT_SOFT_MAX_MS,
+            allowed_origins: Vec::new(),
+            ws_idle_timeout_ms: 60_000,
+            ws_outgoing_queue: 256,
+            ws_send_timeout_ms: 10_000,
+            max_audio_rate: 4.0,
+            audio_burst_ms: 60_000,
+            max_upload_bytes: 256 << 20,
+            max_connections_per_address: 32,
+            max_sessions_per_address_per_hour: 1_000,
+            rate_limit_per_second: 50.0,
+            rate_limit_burst: 200,
         }
     }
 }

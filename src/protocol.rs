@@ -43,7 +43,12 @@ impl Encoding {
 /// Messages a client sends as text frames.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ClientMessage {
-    Start { audio: AudioSpec },
+    /// `upload`: the client sends a recording, not a live microphone; it is not held to the
+    /// audio rate limit but to a byte cap per answer.
+    Start {
+        audio: AudioSpec,
+        upload: bool,
+    },
     EndAnswer,
     Next,
     Skip,
@@ -86,7 +91,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
     let object = value.as_object().ok_or(DecodeError::MalformedJson)?;
     let kind = object.get("type").and_then(Value::as_str).ok_or(DecodeError::MissingType)?;
     match kind {
-        "start" => decode_start(object.get("audio")),
+        "start" => decode_start(object.get("audio"), object.get("upload")),
         "end_answer" => Ok(ClientMessage::EndAnswer),
         "next" => Ok(ClientMessage::Next),
         "skip" => Ok(ClientMessage::Skip),
@@ -95,7 +100,12 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
     }
 }
 
-fn decode_start(audio: Option<&Value>) -> Result<ClientMessage, DecodeError> {
+fn decode_start(audio: Option<&Value>, upload: Option<&Value>) -> Result<ClientMessage, DecodeError> {
+    let upload = match upload {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(upload)) => *upload,
+        Some(_) => return Err(DecodeError::BadField("start", "\"upload\" must be true or false".into())),
+    };
     let audio = audio
         .and_then(Value::as_object)
         .ok_or_else(|| DecodeError::BadField("start", "\"audio\" must be an object".into()))?;
@@ -124,7 +134,7 @@ fn decode_start(audio: Option<&Value>) -> Result<ClientMessage, DecodeError> {
         Some(c @ 1..=2) => c as u16,
         _ => return Err(DecodeError::UnsupportedAudio("channels must be 1 or 2".into())),
     };
-    Ok(ClientMessage::Start { audio: AudioSpec { encoding, sample_rate: sample_rate as u32, channels } })
+    Ok(ClientMessage::Start { audio: AudioSpec { encoding, sample_rate: sample_rate as u32, channels }, upload })
 }
 
 fn truncate(text: &str, max_chars: usize) -> String {
@@ -223,8 +233,21 @@ mod tests {
         .unwrap();
         assert_eq!(
             m,
-            ClientMessage::Start { audio: AudioSpec { encoding: Encoding::PcmS16le, sample_rate: 16000, channels: 1 } }
+            ClientMessage::Start {
+                audio: AudioSpec { encoding: Encoding::PcmS16le, sample_rate: 16000, channels: 1 },
+                upload: false
+            }
         );
+        let m = decode_client_message(
+            r#"{"type":"start","audio":{"encoding":"pcm_s16le","sample_rate":16000},"upload":true}"#,
+        )
+        .unwrap();
+        assert!(matches!(m, ClientMessage::Start { upload: true, .. }));
+        let e = decode_client_message(
+            r#"{"type":"start","audio":{"encoding":"pcm_s16le","sample_rate":16000},"upload":"yes"}"#,
+        )
+        .unwrap_err();
+        assert_eq!(e.code(), "bad_message");
         let e = decode_client_message(r#"{"type":"start","audio":{"encoding":"pcm_s16le","sample_rate":96000}}"#)
             .unwrap_err();
         assert_eq!(e.code(), "unsupported_audio");

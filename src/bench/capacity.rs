@@ -184,6 +184,8 @@ pub async fn run_memory(args: &BenchArgs) -> anyhow::Result<()> {
     let open = [
         ("VIVA_MAX_STREAMS", (k + 8).to_string()),
         ("VIVA_MAX_CONNECTIONS_PER_ADDRESS", (k + 8).to_string()),
+        // Every idle stream is a session created and an upgrade, all at once from one address.
+        ("VIVA_RATE_LIMIT_BURST", (4 * k + 50).to_string()),
         ("VIVA_WORKERS", "1".to_string()),
     ];
     let server = ChildServer::start(args, &open).await?;

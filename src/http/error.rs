@@ -16,9 +16,18 @@ pub enum ApiError {
     /// 401: no bearer token was sent.
     #[error("this request needs the session's token as `Authorization: Bearer <token>`")]
     Unauthorized,
+    /// 403: refused whoever asks in this way (e.g. a stream opened from another site's page).
+    #[error("{message}")]
+    Forbidden { code: &'static str, message: &'static str },
     /// 404: unknown id, or a token that does not open it (the two look the same on purpose).
     #[error("no such {0}")]
     NotFound(&'static str),
+    /// 413: the request body is over `VIVA_MAX_BODY_BYTES`.
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    /// 429: a per-address limit; `Retry-After` says in how many seconds to try again.
+    #[error("{message}")]
+    TooMany { code: &'static str, message: &'static str, retry_after_secs: u64 },
     /// 503: the database cannot be reached.
     #[error("the database is unavailable; try again shortly")]
     Unavailable,
@@ -36,6 +45,9 @@ impl ApiError {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            ApiError::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
+            ApiError::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "body_too_large"),
+            ApiError::TooMany { code, .. } => (StatusCode::TOO_MANY_REQUESTS, code),
             ApiError::NotFound("session") => (StatusCode::NOT_FOUND, "session_not_found"),
             ApiError::NotFound("answer") => (StatusCode::NOT_FOUND, "answer_not_found"),
             ApiError::NotFound("guide") => (StatusCode::NOT_FOUND, "guide_not_found"),
@@ -78,7 +90,11 @@ fn database_unreachable(error: &sqlx::Error) -> bool {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
-        (status, Json(json!({ "code": code, "message": self.to_string() }))).into_response()
+        let mut response = (status, Json(json!({ "code": code, "message": self.to_string() }))).into_response();
+        if let ApiError::TooMany { retry_after_secs, .. } = self {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, retry_after_secs.into());
+        }
+        response
     }
 }
 
@@ -95,6 +111,7 @@ where
     async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
         match Json::<T>::from_request(req, state).await {
             Ok(Json(value)) => Ok(JsonBody(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::PayloadTooLarge),
             Err(rejection) => {
                 use axum::extract::rejection::JsonRejection::*;
                 let code = match &rejection {

@@ -1,11 +1,18 @@
 //! The HTTP layer: routes, shared state, the WebSocket stream and error mapping. Each resource
 //! module exposes its own `router()`; handlers stay thin and call into `session` and `store`.
+//!
+//! The edge against one abusive client: [`origin`] (which pages may open a stream) and
+//! [`rate_limit`] (token buckets per address for REST requests and session creations, open
+//! streams per address); the stream's own limits (audio rate, idle, slow readers, framing
+//! errors) live in `stream`. Every limit is a setting in [`crate::config::Limits`].
 
 mod auth;
 mod error;
 mod guides;
 mod health;
+mod origin;
 mod range;
+pub mod rate_limit;
 mod sessions;
 mod stream;
 mod web;
@@ -31,6 +38,7 @@ use crate::config::Limits;
 use crate::scoring::Checklists;
 use crate::store::Store;
 use crate::transcribe::Engine;
+use rate_limit::{ConnectionCounter, KeyedLimiter};
 
 /// What every handler may reach. Cheap to clone: everything is behind an `Arc` or a handle.
 #[derive(Clone)]
@@ -50,6 +58,12 @@ pub struct AppState {
     pub admin_token_hash: Option<Vec<u8>>,
     /// The browser client's files.
     pub web_dir: std::path::PathBuf,
+    /// REST requests per client address.
+    pub request_limiter: Arc<KeyedLimiter>,
+    /// Session creations per client address.
+    pub session_limiter: Arc<KeyedLimiter>,
+    /// Open streams per client address.
+    pub connections: ConnectionCounter,
 }
 
 impl AppState {
@@ -59,6 +73,12 @@ impl AppState {
             engine,
             checklists,
             stream_permits: Arc::new(Semaphore::new(limits.max_streams)),
+            request_limiter: Arc::new(KeyedLimiter::new(limits.rate_limit_burst as f64, limits.rate_limit_per_second)),
+            session_limiter: Arc::new(KeyedLimiter::new(
+                limits.max_sessions_per_address_per_hour as f64,
+                limits.max_sessions_per_address_per_hour as f64 / 3600.0,
+            )),
+            connections: ConnectionCounter::default(),
             limits: Arc::new(limits),
             shutdown: CancellationToken::new(),
             streams: TaskTracker::new(),
@@ -87,6 +107,7 @@ pub fn router(state: AppState) -> Router {
         .merge(stream::router())
         .merge(web::router(&state.web_dir))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), limit_request_rate))
         // Spans name the method and path only: the query string of a stream upgrade holds the
         // session token, which must never reach a log.
         .layer(TraceLayer::new_for_http().make_span_with(|request: &axum::http::Request<_>| {
@@ -94,6 +115,36 @@ pub fn router(state: AppState) -> Router {
         }))
         .with_state(state);
     web::with_security_headers(routes)
+}
+
+/// The client's address, when the server was started with connect info (as [`serve`] does).
+pub(crate) fn client_ip(extensions: &axum::http::Extensions) -> Option<std::net::IpAddr> {
+    extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip())
+}
+
+/// The REST rate per client address (`VIVA_RATE_LIMIT_*`): 429 `rate_limited` with
+/// `Retry-After` past it. Only the API (`/v1/…`) counts; the browser client's files and the
+/// health probes do not.
+async fn limit_request_rate(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    if request.uri().path().starts_with("/v1/") {
+        if let Some(ip) = client_ip(request.extensions()) {
+            if let Err(wait) = state.request_limiter.check(ip, std::time::Instant::now()) {
+                tracing::warn!(%ip, "request refused: rate limited");
+                return ApiError::TooMany {
+                    code: "rate_limited",
+                    message: "too many requests from this address; retry after the time in Retry-After",
+                    retry_after_secs: rate_limit::retry_after_secs(wait),
+                }
+                .into_response();
+            }
+        }
+    }
+    next.run(request).await
 }
 
 /// Serves until `shutdown` resolves, then finalises open streams and returns. Tests pass a

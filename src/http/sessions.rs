@@ -24,6 +24,12 @@ pub fn router() -> Router<AppState> {
         .route("/v1/sessions/{id}/rescore", post(rescore))
         .route("/v1/sessions/{id}/notes", post(add_note))
         .route("/v1/admin/sessions", get(admin_list_sessions))
+        // Everything here is one session's private data (its token, its answers, its audio),
+        // errors included: no cache, shared or private, may keep a copy.
+        .layer(tower_http::set_header::SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("no-store"),
+        ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,6 +165,7 @@ fn guide_questions(
 
 async fn create_session(
     State(state): State<AppState>,
+    connect_info: Option<axum::Extension<axum::extract::ConnectInfo<std::net::SocketAddr>>>,
     JsonBody(body): JsonBody<CreateSession>,
 ) -> Result<Response, ApiError> {
     let (questions, guide) = match (body.questions, body.guide) {
@@ -171,6 +178,18 @@ async fn create_session(
             ))
         }
     };
+    // Sessions per address per hour (`VIVA_MAX_SESSIONS_PER_ADDRESS_PER_HOUR`): each one holds
+    // database rows and can hold a stream, so one address may not create them without end.
+    if let Some(axum::Extension(axum::extract::ConnectInfo(address))) = connect_info {
+        if let Err(wait) = state.session_limiter.check(address.ip(), std::time::Instant::now()) {
+            tracing::warn!(ip = %address.ip(), "session refused: too many from this address");
+            return Err(ApiError::TooMany {
+                code: "too_many_sessions",
+                message: "too many sessions created from this address; retry after the time in Retry-After",
+                retry_after_secs: super::rate_limit::retry_after_secs(wait),
+            });
+        }
+    }
     let id = new_session_id();
     let token = new_token();
     let session = NewSession {

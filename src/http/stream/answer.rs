@@ -3,12 +3,13 @@
 use super::*;
 
 impl Conn {
-    pub(super) async fn on_start(&mut self, audio: AudioSpec) -> Result<(), Stop> {
+    pub(super) async fn on_start(&mut self, audio: AudioSpec, upload: bool) -> Result<(), Stop> {
         if self.spec.is_some() {
             self.send_error("already_started", "the stream has already started", false);
             return Ok(());
         }
         self.spec = Some(audio);
+        self.upload = upload;
         let store = self.state.store.clone();
         let session = store.session(&self.session_id).await.map_err(|e| self.store_failed(e))?;
         match session.and_then(|s| s.current_index.map(|i| (i, s.clock_ms))) {
@@ -55,6 +56,7 @@ impl Conn {
             return self.complete().await;
         }
         let asked_at_ms = self.clock_ms();
+        self.upload_bytes = 0;
         let store = self.state.store.clone();
         store.begin_answer(&self.session_id, index, asked_at_ms).await.map_err(|e| self.store_failed(e))?;
         store.save_progress(&self.session_id, index, asked_at_ms).await.map_err(|e| self.store_failed(e))?;
@@ -87,6 +89,14 @@ impl Conn {
             self.send_error("not_started", "audio arrived before \"start\"", false);
             return Ok(());
         };
+        if self.upload {
+            // A recording may come as fast as the network allows, but only so much of it.
+            self.upload_bytes += bytes.len() as u64;
+            if self.upload_bytes > self.state.limits.max_upload_bytes {
+                self.send_error("upload_too_large", "this answer's upload is over the byte limit", true);
+                return Err(Stop::Close(close::POLICY, "upload too large"));
+            }
+        }
         let samples = match decode_frame(&spec, bytes) {
             Ok(samples) => samples,
             Err(error) => {
@@ -96,6 +106,10 @@ impl Conn {
         };
         // Silence is audio: every frame moves the clock, answered or not.
         self.frames_received += samples.len() as u64;
+        if !self.upload {
+            let audio_ms = samples.len() as f64 * 1000.0 / spec.sample_rate as f64;
+            self.audio_bucket.take_with_debt(audio_ms, std::time::Instant::now());
+        }
         let Some(current) = self.current.as_mut() else { return Ok(()) };
         let index = current.index;
         let Some(live) = current.live.as_mut() else { return Ok(()) };
