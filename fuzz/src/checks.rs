@@ -7,13 +7,13 @@ use std::path::Path;
 use viva::audio::{decode_frame, StreamResampler, SAMPLE_RATE};
 use viva::guide::{parse_guide, GuideError};
 use viva::protocol::{
-    decode_client_message, AudioSpec, ClientMessage, Encoding, Segment, ServerMessage, MAX_SAMPLE_RATE,
-    MIN_SAMPLE_RATE,
+    decode_client_message, AudioSpec, ClientMessage, Encoding, Segment, ServerMessage, MAX_SAMPLE_RATE, MIN_SAMPLE_RATE,
 };
 use viva::scoring::Scorer;
 
 /// The stable error codes of client text frames (PROTOCOL.md, "Bad input").
-pub const DECODE_CODES: &[&str] = &["malformed_json", "missing_type", "unknown_type", "unsupported_audio", "bad_message"];
+pub const DECODE_CODES: &[&str] =
+    &["malformed_json", "missing_type", "unknown_type", "unsupported_audio", "bad_message"];
 
 /// One client text frame. WebSocket text frames are UTF-8 (the socket layer refuses others),
 /// so other bytes are not a decoder input.
@@ -80,8 +80,7 @@ pub fn audio_frame(data: &[u8]) {
     // The answer's length is kept exactly, so times and stored audio match what was sent.
     let expected = expected_16k_len(samples.len() as u64, spec.sample_rate);
     assert_eq!(out.len() as u64, expected, "{spec:?}: {} samples in", samples.len());
-    // Band-limited resampling may overshoot a full-scale input a little, never run away.
-    assert!(out.iter().all(|s| s.is_finite() && s.abs() <= 2.0), "resampled sample out of range");
+    assert!(out.iter().all(|s| s.is_finite() && (-1.0..=1.0).contains(s)), "resampled sample out of range");
     if spec.sample_rate == SAMPLE_RATE {
         assert_eq!(out, samples, "16 kHz must pass through unchanged");
     }
