@@ -20,7 +20,7 @@ fn free_port() -> u16 {
 /// Starts `viva serve` and waits until it is ready.
 async fn start_server(port: u16, database: &str) -> Child {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let child = Command::new(env!("CARGO_BIN_EXE_viva"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_viva"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", database])
         .arg("--model")
         .arg(model_path())
@@ -40,6 +40,8 @@ async fn start_server(port: u16, database: &str) -> Child {
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("the server did not become ready");
 }
 

@@ -12,8 +12,8 @@ mod common;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures::{SinkExt, StreamExt};
 use common::of_type;
+use futures::{SinkExt, StreamExt};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, FileFailurePersistence};
 use serde_json::{json, Value};

@@ -14,7 +14,7 @@ pub fn decode_frame(spec: &AudioSpec, bytes: &[u8]) -> Result<Vec<f32>, FrameErr
     let sample_bytes = spec.encoding.bytes_per_sample();
     let channels = spec.channels as usize;
     let frame_bytes = sample_bytes * channels;
-    if bytes.len() % frame_bytes != 0 {
+    if !bytes.len().is_multiple_of(frame_bytes) {
         return Err(FrameError::PartialFrame { len: bytes.len(), frame_bytes });
     }
     let samples = bytes.chunks_exact(sample_bytes).map(|b| match spec.encoding {
