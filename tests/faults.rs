@@ -230,7 +230,18 @@ impl Drop for Tmpfs {
     }
 }
 
-async fn start_server(port: u16, database: &str, log: &Path) -> Child {
+/// A running `viva serve`, killed and reaped when dropped (also when a test fails, so the
+/// tmpfs it holds can be unmounted).
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+async fn start_server(port: u16, database: &str, log: &Path) -> Server {
     let mut child = Command::new(env!("CARGO_BIN_EXE_viva"))
         .args(["serve", "--bind", &format!("127.0.0.1:{port}"), "--database", database])
         .arg("--model")
@@ -246,7 +257,7 @@ async fn start_server(port: u16, database: &str, log: &Path) -> Child {
     let started = Instant::now();
     while started.elapsed() < WAIT {
         if reqwest::get(&ready).await.is_ok_and(|r| r.status() == 200) {
-            return child;
+            return Server(child);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -269,7 +280,7 @@ async fn disk_full_while_writing_audio_is_storage_full_and_keeps_what_was_stored
     let port = free_port();
     let (http, ws) = (format!("http://127.0.0.1:{port}"), format!("ws://127.0.0.1:{port}"));
     let log = dir.path().join("viva.log");
-    let mut server = start_server(port, &database, &log).await;
+    let server = start_server(port, &database, &log).await;
     let session = create_session(
         &http,
         &json!({"questions": [{"text": "Fill the disk?", "competencies": ["incident-communication"]}]}),
@@ -320,10 +331,9 @@ async fn disk_full_while_writing_audio_is_storage_full_and_keeps_what_was_stored
     assert_eq!(wav.status(), 200);
 
     // The operator frees space and restarts: every stored sample is there, as sent.
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server); // SIGKILL
     disk.resize("16m");
-    let mut server = start_server(port, &database, &log).await;
+    let server = start_server(port, &database, &log).await;
     let wav = reqwest::Client::new()
         .get(format!("{http}/v1/sessions/{}/answers/0/audio", session.id))
         .bearer_auth(&session.token)
@@ -342,6 +352,5 @@ async fn disk_full_while_writing_audio_is_storage_full_and_keeps_what_was_stored
     client.send_json(json!({"type": "end_answer"})).await.unwrap();
     let answer = client.recv_until("answer", WAIT).await.unwrap().pop().unwrap();
     assert_eq!(answer["audio_ms"].as_u64().unwrap(), stored.len() as u64 / 16);
-    server.kill().unwrap();
-    server.wait().unwrap();
+    drop(server);
 }
