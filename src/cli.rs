@@ -120,11 +120,16 @@ fn init_tracing(default_filter: &str) {
 /// file name is the one of a known model; always validated before whisper.cpp sees it.
 pub fn ensure_model(path: &Path, model_name: &str) -> anyhow::Result<()> {
     if !path.exists() {
-        let name: ModelName = model_name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
         let wanted = path.file_name().and_then(|f| f.to_str()).unwrap_or_default();
-        if wanted != name.file_name() {
-            bail!("model file {} does not exist (run `viva models import PATH`)", path.display());
-        }
+        // Only a missing file named as the known model it stands for is fetched; anything
+        // else is a typo or a model we cannot fetch, and the message says what to do.
+        let name = match model_name.parse::<ModelName>() {
+            Ok(name) if wanted == name.file_name() => name,
+            Ok(_) => bail!("model file {} does not exist (run `viva models import PATH`)", path.display()),
+            Err(unknown) => {
+                bail!("model file {} does not exist, and {unknown} (run `viva models import PATH`)", path.display())
+            }
+        };
         let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
         eprintln!("First run: fetching the {name} model into {}", dir.display());
         models::fetch(name, dir).context("Failed to fetch the model")?;
@@ -195,8 +200,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// Opens the store; the error names the database (without its password) and the cause.
+async fn open_database(url: &str) -> anyhow::Result<std::sync::Arc<dyn crate::store::Store>> {
+    // The store error's own message already includes its cause: no chain, or it repeats.
+    crate::store::connect(url)
+        .await
+        .map_err(|error| anyhow::anyhow!("Failed to open the database {}: {error}", crate::store::redacted_url(url)))
+}
+
 async fn sessions(database: &str, command: SessionsCommand) -> anyhow::Result<()> {
-    let store = crate::store::connect(database).await.context("Failed to open the database")?;
+    let store = open_database(database).await?;
     let review = |id: String| {
         let store = store.clone();
         async move {
@@ -275,12 +288,14 @@ async fn review(args: ReviewArgs) -> anyhow::Result<()> {
 }
 
 async fn run_server(settings: Settings) -> anyhow::Result<()> {
+    // Quick checks first: a bad guide or an unreachable database fails in seconds, before a
+    // first run spends minutes fetching the model.
+    let checklists =
+        crate::scoring::Checklists::load(&settings.guides).context("Failed to load the interview guides")?;
+    let store = open_database(&settings.database).await?;
     let model = settings.model.clone();
     let model_name = settings.model_name.clone();
     tokio::task::spawn_blocking(move || ensure_model(&model, &model_name)).await??;
-    let checklists =
-        crate::scoring::Checklists::load(&settings.guides).context("Failed to load the interview guides")?;
-    let store = crate::store::connect(&settings.database).await.context("Failed to open the database")?;
     let engine = start_engine(&settings.model, &settings.engine).await?;
     let listener = tokio::net::TcpListener::bind(settings.bind)
         .await

@@ -62,7 +62,8 @@ pub enum DecodeError {
     MalformedJson,
     #[error("the message has no \"type\" field")]
     MissingType,
-    #[error("unknown message type {0:?}")]
+    /// Holds the type as quoted by [`echo`].
+    #[error("unknown message type {0}")]
     UnknownType(String),
     #[error("unsupported audio format: {0}")]
     UnsupportedAudio(String),
@@ -96,7 +97,7 @@ pub fn decode_client_message(text: &str) -> Result<ClientMessage, DecodeError> {
         "next" => Ok(ClientMessage::Next),
         "skip" => Ok(ClientMessage::Skip),
         "finish" => Ok(ClientMessage::Finish),
-        other => Err(DecodeError::UnknownType(truncate(other, 40))),
+        other => Err(DecodeError::UnknownType(echo(other))),
     }
 }
 
@@ -113,10 +114,7 @@ fn decode_start(audio: Option<&Value>, upload: Option<&Value>) -> Result<ClientM
         Some("pcm_s16le") => Encoding::PcmS16le,
         Some("pcm_f32le") => Encoding::PcmF32le,
         Some(other) => {
-            return Err(DecodeError::UnsupportedAudio(format!(
-                "encoding {:?} (use pcm_s16le or pcm_f32le)",
-                truncate(other, 40)
-            )))
+            return Err(DecodeError::UnsupportedAudio(format!("encoding {} (use pcm_s16le or pcm_f32le)", echo(other))))
         }
         None => return Err(DecodeError::BadField("start", "audio.encoding is required".into())),
     };
@@ -137,9 +135,20 @@ fn decode_start(audio: Option<&Value>, upload: Option<&Value>) -> Result<ClientM
     Ok(ClientMessage::Start { audio: AudioSpec { encoding, sample_rate: sample_rate as u32, channels }, upload })
 }
 
-fn truncate(text: &str, max_chars: usize) -> String {
-    text.chars().take(max_chars).collect()
+/// Client text quoted for an error message, escaped and at most [`ECHO_CHARS`] long: the
+/// cap applies after escaping, since a control character escapes to up to 10 characters
+/// (`\u{7f}`), which once let 40 echoed characters grow to 400 (found by fuzzing).
+fn echo(text: &str) -> String {
+    let quoted = format!("{text:?}");
+    if quoted.chars().count() <= ECHO_CHARS {
+        return quoted;
+    }
+    let mut cut: String = quoted.chars().take(ECHO_CHARS - 2).collect();
+    cut.push_str("…\"");
+    cut
 }
+
+const ECHO_CHARS: usize = 48;
 
 /// One final stretch of transcribed speech, times on the audio clock relative to the question.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -269,6 +278,16 @@ mod tests {
         assert_eq!(decode_client_message(r#"{"kind":"x"}"#).unwrap_err().code(), "missing_type");
         assert_eq!(decode_client_message(r#"{"type":"dance"}"#).unwrap_err().code(), "unknown_type");
         assert_eq!(decode_client_message(r#"{"type":"next"}"#).unwrap(), ClientMessage::Next);
+    }
+
+    #[test]
+    fn echoed_input_is_short_even_when_escaped() {
+        let e = decode_client_message(r#"{"type":"dance"}"#).unwrap_err();
+        assert_eq!(e.to_string(), r#"unknown message type "dance""#);
+        let long = format!(r#"{{"type":"{}"}}"#, r"\u007f".repeat(100));
+        let message = decode_client_message(&long).unwrap_err().to_string();
+        assert!(message.chars().count() <= 21 + ECHO_CHARS, "{message}");
+        assert!(message.ends_with("…\""), "{message}");
     }
 
     #[test]

@@ -23,11 +23,26 @@ pub fn ms_to_samples(ms: u64) -> u64 {
     ms * SAMPLES_PER_MS
 }
 
-/// Converts `f32` samples in [-1, 1] to `i16` for storage, clamping overs.
+/// Converts `f32` samples in [-1, 1] to `i16` for storage, clamping overs. The exact inverse
+/// of [`to_f32`] (and of the s16 frame decoder, both ÷ 32768), so 16 kHz s16 audio is stored
+/// bit for bit as the client sent it and a resumed answer replays the very same samples.
+/// (`as` saturates: +1.0 becomes 32767.)
 pub fn to_i16(samples: &[f32]) -> Vec<i16> {
-    samples.iter().map(|s| (s.clamp(-1.0, 1.0) * i16::MAX as f32).round() as i16).collect()
+    samples.iter().map(|s| (s.clamp(-1.0, 1.0) * 32768.0).round() as i16).collect()
 }
 
 pub fn to_f32(samples: &[i16]) -> Vec<f32> {
     samples.iter().map(|&s| s as f32 / 32768.0).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn i16_round_trips_exactly() {
+        let all: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        assert_eq!(to_i16(&to_f32(&all)), all);
+        assert_eq!(to_i16(&[1.0, -1.0, 7.5, f32::NEG_INFINITY]), vec![32767, -32768, 32767, -32768]);
+    }
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 
 pub use error::{GuideError, Problem};
 pub use model::{Competency, Detection, Guide, Item, Question, QuestionKind, Vocabulary};
-pub use placeholder::expand_placeholders;
+pub use placeholder::{expand_placeholders, phrase_class};
 
 /// A question id the guide does not have.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -7,6 +7,13 @@ use regex::{Captures, Regex};
 /// Names start with a letter, so regex repetitions such as `{2}` or `{0,4}` are left alone.
 static PLACEHOLDER: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"\{([a-z][a-z0-9_-]*)\}").expect("static regex"));
 
+/// A phrase word that names a synonym class: the whole word in braces (`{stakeholder}`).
+/// The validator and the scorer both read phrases through this, so a guide that loads always
+/// compiles (they once disagreed on `{t'll}`, found by fuzzing).
+pub fn phrase_class(word: &str) -> Option<&str> {
+    word.strip_prefix('{').and_then(|w| w.strip_suffix('}'))
+}
+
 /// Replaces every `{name}` with `expand(name)`; the first name `expand` does not know is
 /// returned as the error.
 pub fn expand_placeholders(text: &str, expand: impl Fn(&str) -> Option<String>) -> Result<String, String> {

@@ -116,6 +116,14 @@ fn unknown_synonym_class() {
     assert!(message.contains("unknown synonym class `{say}`"), "{message}");
 }
 
+/// A phrase word in braces is a class for the scorer whatever its spelling, so the loader
+/// must check it too (fuzzing found `{t'll}` passing the loader and failing the scorer).
+#[test]
+fn unknown_class_of_any_spelling() {
+    let message = rejection(&VALID.replace("{tell} support", "{t'll} support"), 16);
+    assert!(message.contains("unknown synonym class `{t'll}`"), "{message}");
+}
+
 #[test]
 fn missing_required_field() {
     // Reported at the header of the table that lacks it.

@@ -8,7 +8,7 @@ use toml::Spanned;
 use super::error::Problem;
 use super::file::{CompetencyFile, GuideFile, ItemFile, QuestionFile};
 use super::model::{Competency, Detection, Guide, Item, Question, Vocabulary};
-use super::placeholder::expand_placeholders;
+use super::placeholder::{expand_placeholders, phrase_class};
 
 /// A problem and the byte offset in the file where it shows.
 pub type Rejection = (usize, Problem);
@@ -118,6 +118,9 @@ fn checked_item(raw: ItemFile, synonyms: &BTreeMap<String, Vec<String>>) -> Resu
             return Err((phrase.span().start, Problem::BadPhrase { item: item_id.clone() }));
         }
         expand_placeholders(phrase.get_ref(), known).map_err(|c| unknown_class(phrase.span().start, c))?;
+        if let Some(class) = words.iter().filter_map(|w| phrase_class(w)).find(|c| !synonyms.contains_key(*c)) {
+            return Err(unknown_class(phrase.span().start, class.to_string()));
+        }
     }
     for pattern in &raw.patterns {
         let expanded =

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use crate::store::StoreError;
+use crate::store::{Failure, StoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -61,29 +61,12 @@ impl ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         tracing::error!(%error, "store failure");
-        match error {
-            StoreError::Database(e) if database_unreachable(&e) => ApiError::Unavailable,
-            _ => ApiError::Internal,
+        // Unreachable passes when the database is back (sqlx's pool reconnects on its own), so
+        // clients get 503 and may retry.
+        match error.failure() {
+            Failure::Unavailable => ApiError::Unavailable,
+            Failure::Full | Failure::Other => ApiError::Internal,
         }
-    }
-}
-
-/// Errors of reaching the database, as opposed to errors of a query: these pass when the
-/// database is back (sqlx's pool reconnects on its own), so clients get 503 and may retry.
-fn database_unreachable(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        // SQLSTATE class 08 (connection exception), 57P0x (server shutting down or
-        // terminating sessions), 3D000 (the database is gone); SQLite's "unable to open" (14).
-        sqlx::Error::Database(db) => db
-            .code()
-            .is_some_and(|code| code.starts_with("08") || code.starts_with("57P0") || code == "3D000" || code == "14"),
-        _ => false,
     }
 }
 

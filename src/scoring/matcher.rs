@@ -8,7 +8,7 @@ use regex::{Regex, RegexBuilder};
 
 use super::negation::is_negated;
 use super::text::{stem, Token};
-use crate::guide::{expand_placeholders, Detection};
+use crate::guide::{expand_placeholders, phrase_class, Detection};
 
 /// How many words a `...` in a phrase may skip: "kept ... in the loop" reaches
 /// "kept our head of engineering in the loop".
@@ -99,7 +99,7 @@ fn phrase_regex(phrase: &str, synonyms: &BTreeMap<String, Vec<String>>) -> Resul
         let piece = if word == "..." {
             out.push_str(&format!("(?: \\S+){{0,{GAP_WORDS}}}"));
             continue;
-        } else if let Some(class) = word.strip_prefix('{').and_then(|w| w.strip_suffix('}')) {
+        } else if let Some(class) = phrase_class(word) {
             alternation(synonyms.get(class).ok_or_else(|| class.to_string())?, stem_words)
         } else if let Some(prefix) = word.strip_suffix('*') {
             // Tokens are stemmed ("declared" → "declar"), so the prefix must be too, or

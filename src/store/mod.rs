@@ -2,11 +2,13 @@
 //! never see an engine. SQLite is the embedded default, PostgreSQL the scale-out store; the
 //! database URL's scheme picks one.
 
+mod failure;
 mod sql;
 
 use async_trait::async_trait;
 
 use crate::protocol::{Answer, Question, Segment};
+pub use failure::Failure;
 pub use sql::SqlStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +21,8 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsupported database URL scheme {0:?} (use sqlite://PATH or postgres://…)")]
     UnsupportedUrl(String),
+    #[error("cannot create the database folder {path}: {source}")]
+    CreateDir { path: String, source: std::io::Error },
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -201,10 +205,58 @@ pub async fn connect(url: &str) -> StoreResult<std::sync::Arc<dyn Store>> {
     Ok(std::sync::Arc::new(SqlStore::connect(url).await?))
 }
 
+/// A database URL fit for messages and logs: any password (`user:PASSWORD@host` or a
+/// `password=` parameter) is replaced by `***`.
+pub fn redacted_url(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.split_once("://") {
+        // The last `@` ends the user info, even when an unescaped password holds `/` or `@`.
+        Some((scheme, rest)) => match rest.rsplit_once('@') {
+            Some((userinfo, host_and_path)) => match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***@{host_and_path}"),
+                None => base.to_string(),
+            },
+            None => base.to_string(),
+        },
+        None => base.to_string(),
+    };
+    if let Some(query) = query {
+        let params: Vec<String> = query
+            .split('&')
+            .map(|p| match p.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => p.to_string(),
+            })
+            .collect();
+        out = format!("{out}?{}", params.join("&"));
+    }
+    out
+}
+
 pub(crate) fn pcm_to_bytes(samples: &[i16]) -> Vec<u8> {
     samples.iter().flat_map(|s| s.to_le_bytes()).collect()
 }
 
 pub(crate) fn bytes_to_pcm(bytes: &[u8]) -> Vec<i16> {
     bytes.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redacted_url;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(redacted_url("postgres://viva:s3cret@db:5432/viva"), "postgres://viva:***@db:5432/viva");
+        assert_eq!(redacted_url("postgres://viva:p@ss@db/viva"), "postgres://viva:***@db/viva");
+        assert_eq!(redacted_url("postgres://viva:a/b@db/viva"), "postgres://viva:***@db/viva");
+        assert_eq!(
+            redacted_url("postgres://viva@db/viva?sslmode=require&password=s3cret"),
+            "postgres://viva@db/viva?sslmode=require&password=***"
+        );
+        assert_eq!(redacted_url("sqlite://data/viva.db"), "sqlite://data/viva.db");
+    }
 }

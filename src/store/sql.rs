@@ -53,9 +53,9 @@ impl SqlStore {
             Engine::Postgres => url.to_string(),
         };
         let options: AnyConnectOptions = url.parse()?;
-        let pool = AnyPoolOptions::new()
+        let pool = match AnyPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(std::time::Duration::from_secs(5))
+            .acquire_timeout(CONNECT_TIMEOUT)
             .after_connect(move |conn, _| {
                 Box::pin(async move {
                     if engine == Engine::Sqlite {
@@ -65,13 +65,36 @@ impl SqlStore {
                     Ok(())
                 })
             })
-            .connect_with(options)
-            .await?;
+            .connect_with(options.clone())
+            .await
+        {
+            Ok(pool) => pool,
+            Err(sqlx::Error::PoolTimedOut) => return Err(StoreError::Database(unreachable_cause(&options).await)),
+            Err(error) => return Err(error.into()),
+        };
         match engine {
             Engine::Sqlite => SQLITE_MIGRATIONS.run(&pool).await?,
             Engine::Postgres => POSTGRES_MIGRATIONS.run(&pool).await?,
         }
         Ok(Self { pool })
+    }
+}
+
+/// How long opening a connection may take; the pool retries a refused one until then (the
+/// database may be starting alongside the server).
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The pool gave up with a bare "timed out": one direct attempt names the cause for the
+/// operator (connection refused, unknown host, bad password…).
+async fn unreachable_cause(options: &AnyConnectOptions) -> sqlx::Error {
+    use sqlx::Connection;
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect_with(options)).await {
+        Ok(Err(cause)) => cause,
+        Ok(Ok(_)) => sqlx::Error::PoolTimedOut,
+        Err(_) => sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from the database server within {} s", CONNECT_TIMEOUT.as_secs()),
+        )),
     }
 }
 
@@ -83,7 +106,8 @@ fn create_sqlite_parent_dir(url: &str) -> StoreResult<()> {
         return Ok(());
     }
     if let Some(dir) = std::path::Path::new(path).parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| StoreError::Database(sqlx::Error::Io(e)))?;
+        std::fs::create_dir_all(dir)
+            .map_err(|source| StoreError::CreateDir { path: dir.display().to_string(), source })?;
     }
     Ok(())
 }

@@ -162,8 +162,49 @@ pub async fn spawn_app_on_with(
     dir: tempfile::TempDir,
     configure: impl FnOnce(AppState) -> AppState,
 ) -> TestApp {
-    let store = viva::store::connect(url).await.unwrap();
     let engine = tokio::task::spawn_blocking(engine).await.unwrap();
+    spawn_app_with_engine(url, limits, dir, engine, configure).await
+}
+
+/// Deterministic and instant stand-in for whisper: one piece per half of each stretch, named
+/// after its length. For tests about streaming and storage rather than recognition.
+pub struct FakeTranscriber;
+
+impl viva::transcribe::Transcriber for FakeTranscriber {
+    fn transcribe(
+        &mut self,
+        audio: &[f32],
+    ) -> Result<Vec<viva::transcribe::TextPiece>, viva::transcribe::TranscribeError> {
+        use viva::transcribe::TextPiece;
+        let ms = audio.len() as u64 / 16;
+        Ok(vec![
+            TextPiece { text: format!("first{}", audio.len()), start_ms: 0, end_ms: ms / 2 },
+            TextPiece { text: format!("second{}", audio.len()), start_ms: ms / 2, end_ms: ms },
+        ])
+    }
+}
+
+pub struct FakeFactory;
+
+impl viva::transcribe::TranscriberFactory for FakeFactory {
+    fn create(&self) -> Result<Box<dyn viva::transcribe::Transcriber>, viva::transcribe::TranscribeError> {
+        Ok(Box::new(FakeTranscriber))
+    }
+}
+
+pub fn fake_engine() -> Engine {
+    Engine::start(Arc::new(FakeFactory), &EngineSettings::default()).expect("fake engine starts")
+}
+
+/// A server with the given engine (the fake one needs no model).
+pub async fn spawn_app_with_engine(
+    url: &str,
+    limits: Limits,
+    dir: tempfile::TempDir,
+    engine: Engine,
+    configure: impl FnOnce(AppState) -> AppState,
+) -> TestApp {
+    let store = viva::store::connect(url).await.unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap();
     let guides = Path::new(env!("CARGO_MANIFEST_DIR")).join("guides");

@@ -228,10 +228,8 @@ impl Conn {
 
     /// Ends the answer in progress (if any): transcribes what is left, stores and sends it.
     pub(super) async fn finalise_answer(&mut self, interrupted: bool) -> Result<(), Stop> {
-        let Some(current) = self.current.as_mut() else { return Ok(()) };
-        let index = current.index;
-        let Some(live) = current.live.as_mut() else { return Ok(()) };
-        let mut events = live.push(&current.resampler.flush());
+        let Some((index, mut events)) = self.drain_resampler() else { return Ok(()) };
+        let Some(live) = self.live_for(index) else { return Ok(()) };
         events.extend(live.finish());
         for event in events {
             if let LiveEvent::Transcribe(job) = event {
@@ -270,13 +268,18 @@ impl Conn {
         Ok(())
     }
 
+    /// The answer's audio is over (finished, skipped, or this stream ends): pushes what the
+    /// resampler still holds into it, so the stored audio lasts exactly as long as what was
+    /// sent. Returns the answer's index and the events that audio produced.
+    pub(super) fn drain_resampler(&mut self) -> Option<(usize, Vec<LiveEvent>)> {
+        let current = self.current.as_mut()?;
+        let live = current.live.as_mut()?;
+        Some((current.index, live.push(&current.resampler.flush())))
+    }
+
     /// Skips the question: the audio so far is kept, no answer is made.
     pub(super) async fn skip_answer(&mut self) -> Result<(), Stop> {
-        let Some(current) = self.current.as_ref() else { return Ok(()) };
-        if current.live.is_none() {
-            return Ok(());
-        }
-        let index = current.index;
+        let Some((index, _)) = self.drain_resampler() else { return Ok(()) };
         self.finals = FuturesOrdered::new();
         self.partials.clear();
         self.store_audio(true).await?;
@@ -293,6 +296,15 @@ impl Conn {
     /// The client went away mid-answer: keep every segment in flight and all audio received,
     /// so a reconnect (or a restart) goes on from there.
     pub(super) async fn keep_what_was_sent(&mut self) {
+        // Stretches closed by the resampler's last audio are transcribed like the others; a
+        // time limit reached here is handled when the answer is resumed or recovered.
+        if let Some((index, events)) = self.drain_resampler() {
+            for event in events {
+                if let LiveEvent::Transcribe(job) = event {
+                    self.schedule_final(index, job, JobKind::Final);
+                }
+            }
+        }
         let _ = self.drain_finals().await;
         let _ = self.store_audio(true).await;
         self.outbox.clear();

@@ -52,7 +52,19 @@ impl Conn {
         let recording = self.current.as_ref().is_some_and(|c| c.live.is_some());
         let hold_until = if recording { now_ms() + self.state.limits.resume_window_ms } else { 0 };
         if let Err(error) = self.state.store.release_lease(&self.session_id, &self.lease_owner, hold_until).await {
-            tracing::warn!(%error, "could not release a stream lease; it will expire");
+            tracing::warn!(%error, "could not release a stream lease; retrying until it expires");
+            // The database is likely away for a moment: keep trying in the background, so that
+            // a client reconnecting once it is back need not wait for the lease to run out.
+            let (store, id, owner) = (self.state.store.clone(), self.session_id.clone(), self.lease_owner.clone());
+            tokio::spawn(async move {
+                let give_up = tokio::time::Instant::now() + std::time::Duration::from_millis(LEASE_MS);
+                while tokio::time::Instant::now() < give_up {
+                    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                    if store.release_lease(&id, &owner, hold_until).await.is_ok() {
+                        return;
+                    }
+                }
+            });
         }
     }
 
@@ -296,10 +308,14 @@ impl Conn {
         }
     }
 
+    /// The stream cannot go on without its store. It stops rather than buffer audio it cannot
+    /// commit (memory stays bounded); everything acknowledged by `stored` is kept, and the
+    /// client resends from there when it reconnects.
     pub(super) fn store_failed(&mut self, error: StoreError) -> Stop {
         tracing::error!(%error, session = %self.session_id, "storage failed during a stream");
-        self.send_error("storage_failed", "the server could not store this session; reconnect to go on", true);
-        Stop::Close(close::SERVER_ERROR, "storage failed")
+        let (code, message) = storage_error(&error);
+        self.send_error(code, message, true);
+        Stop::Close(close::SERVER_ERROR, code)
     }
 
     pub(super) fn send_error(&mut self, code: &str, message: impl Into<String>, fatal: bool) {
@@ -332,5 +348,20 @@ impl Conn {
             }
             Err(mpsc::error::SendTimeoutError::Closed(_)) => Err(Stop::Gone),
         }
+    }
+}
+
+/// The `error` a client gets when the store fails: a code per kind of failure, and what to do.
+pub(super) fn storage_error(error: &StoreError) -> (&'static str, &'static str) {
+    match error.failure() {
+        Failure::Unavailable => (
+            "storage_unavailable",
+            "the database is unavailable; audio up to the last \"stored\" message is kept: reconnect and resume shortly",
+        ),
+        Failure::Full => (
+            "storage_full",
+            "the server's storage is full; audio up to the last \"stored\" message is kept: reconnect once space is freed",
+        ),
+        Failure::Other => ("storage_failed", "the server could not store this session; reconnect to go on"),
     }
 }

@@ -38,7 +38,7 @@ use crate::audio::{decode_frame, ms_to_samples, to_i16, StreamResampler};
 use crate::protocol::{decode_client_message, AudioSpec, ClientMessage, Question, ServerMessage};
 use crate::recovery::{now_ms, LEASE_MS};
 use crate::session::{LiveAnswer, LiveEvent, StretchJob};
-use crate::store::{AnswerStatus, SessionRow, SessionStatus, StoreError};
+use crate::store::{AnswerStatus, Failure, SessionRow, SessionStatus, StoreError};
 use crate::transcribe::{EngineError, JobKind, TextPiece};
 
 /// WebSocket close codes used by the contract.
@@ -133,13 +133,8 @@ async fn admit(mut socket: WebSocket, state: AppState, session: SessionRow, _slo
         }
         Err(error) => {
             tracing::error!(%error, "cannot take a stream lease");
-            return refuse(
-                &mut socket,
-                "storage_failed",
-                "the server could not open this session; try again",
-                close::SERVER_ERROR,
-            )
-            .await;
+            let (code, message) = conn::storage_error(&error);
+            return refuse(&mut socket, code, message, close::SERVER_ERROR).await;
         }
     }
     let id = session.id.clone();
