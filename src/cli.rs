@@ -100,6 +100,10 @@ pub enum ModelsCommand {
         path: PathBuf,
         #[arg(long, default_value = "models")]
         dir: PathBuf,
+        /// How a CTranslate2 model's weight matrices are written: `f16`, or `q8_0` (8-bit,
+        /// quantised by viva's converter; a `-q8_0` file beside the f16 one).
+        #[arg(long, default_value = "f16", value_parser = ["f16", "q8_0"])]
+        weights: String,
     },
 }
 
@@ -168,10 +172,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", path.display());
             Ok(())
         }
-        Command::Models(ModelsCommand::Import { path, dir }) => {
+        Command::Models(ModelsCommand::Import { path, dir, weights }) => {
+            let weights = if weights == "q8_0" { models::GgmlType::Q8_0 } else { models::GgmlType::F16 };
             let out = tokio::task::spawn_blocking(move || {
                 let bar = models::conversion_progress_bar();
-                let out = models::import(&path, &dir, &|done, total| {
+                let out = models::import_as(&path, &dir, weights, &|done, total| {
                     bar.set_length(total);
                     bar.set_position(done);
                 });

@@ -139,11 +139,28 @@ pub fn convert_ct2_model<W: Write>(
     out: W,
     progress: &dyn Fn(u64, u64),
 ) -> Result<Hparams, ConvertError> {
-    let h = hparams_from_ct2(m).map_err(ConvertError::Model)?;
+    convert_ct2_model_as(m, vocabulary, out, GgmlType::F16, progress)
+}
+
+/// Like [`convert_ct2_model`], with the weight matrices written as `weights` (F16 or Q8_0).
+pub fn convert_ct2_model_as<W: Write>(
+    m: &Ct2Model,
+    vocabulary: &str,
+    out: W,
+    weights: GgmlType,
+    progress: &dyn Fn(u64, u64),
+) -> Result<Hparams, ConvertError> {
+    let mut h = hparams_from_ct2(m).map_err(ConvertError::Model)?;
+    // ggml's ftype codes; quantised types carry ggml's quantisation version (2) in thousands.
+    h.ftype = match weights {
+        GgmlType::F16 => 1,
+        GgmlType::Q8_0 => 2_007,
+        other => return Err(ConvertError::Model(format!("cannot write {other:?} weights"))),
+    };
     let tokens = parse_vocabulary(vocabulary, ggml_token_count(h.n_vocab)).map_err(ConvertError::Model)?;
     let mut w = GgmlWriter::new(out, &h, &mel_filters(h.n_mels as usize), N_BINS, &tokens)?;
     let specs = whisper_tensors(&h);
-    let out_type = |k: super::layout::Kind| k.ggml_type(GgmlType::F16);
+    let out_type = |k: super::layout::Kind| k.ggml_type(weights);
     let bytes = |t: &super::layout::TensorSpec| {
         let n: u64 = t.shape.iter().map(|&d| d as u64).product();
         n * if out_type(t.kind) == GgmlType::F32 { 4 } else { 2 }
@@ -176,7 +193,7 @@ pub fn convert_ct2_model<W: Write>(
 /// `out_file`, atomically: the file appears only once written, synced and
 /// validated.
 pub fn convert_ct2_dir(ct2_dir: &Path, out_file: &Path, progress: &dyn Fn(u64, u64)) -> Result<GgmlInfo, ModelError> {
-    let (tmp, info) = convert_to_temp(ct2_dir, out_file, progress)?;
+    let (tmp, info) = convert_to_temp(ct2_dir, out_file, GgmlType::F16, progress)?;
     tmp.commit()?;
     Ok(info)
 }
@@ -186,6 +203,7 @@ pub fn convert_ct2_dir(ct2_dir: &Path, out_file: &Path, progress: &dyn Fn(u64, u
 pub(crate) fn convert_to_temp(
     ct2_dir: &Path,
     out_file: &Path,
+    weights: GgmlType,
     progress: &dyn Fn(u64, u64),
 ) -> Result<(AtomicFile, GgmlInfo), ModelError> {
     let bin = ct2_dir.join("model.bin");
@@ -198,7 +216,7 @@ pub(crate) fn convert_to_temp(
 
     let (tmp, file) = AtomicFile::new(out_file)?;
     let mut out = BufWriter::with_capacity(1 << 20, file);
-    convert_ct2_model(&model, &vocab, &mut out, progress).map_err(|e| match e {
+    convert_ct2_model_as(&model, &vocab, &mut out, weights, progress).map_err(|e| match e {
         ConvertError::Model(msg) => bad(msg),
         ConvertError::Write(source) => ModelError::Io { path: tmp.path().into(), source },
     })?;

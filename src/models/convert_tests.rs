@@ -190,3 +190,20 @@ fn convert_dir_writes_atomically() {
     std::fs::write(dir.path().join("model.bin"), b"junk").unwrap();
     assert!(matches!(convert_ct2_dir(dir.path(), &out, &|_, _| {}), Err(ModelError::BadCt2 { .. })));
 }
+
+#[test]
+fn q8_0_blocks_round_trip_within_half_a_step() {
+    let vals: Vec<f32> = (0..64).map(|i| ((i as f32) * 0.37).sin() * 0.8).collect();
+    let mut out = Vec::new();
+    crate::models::ggml::encode_floats(GgmlType::Q8_0, &vals, &mut out);
+    assert_eq!(out.len(), 2 * 34);
+    for (b, block) in vals.chunks(32).enumerate() {
+        let bytes = &out[b * 34..(b + 1) * 34];
+        let d = half::f16::from_le_bytes([bytes[0], bytes[1]]).to_f32();
+        let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
+        assert!((d - amax / 127.0).abs() < 1e-4);
+        for (v, q) in block.iter().zip(&bytes[2..]) {
+            assert!((v - (*q as i8) as f32 * d).abs() <= d * 0.5 + 1e-4, "{v} vs {}", *q as i8);
+        }
+    }
+}

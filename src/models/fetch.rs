@@ -92,7 +92,7 @@ pub(crate) fn convert_wheels(
     std::fs::create_dir_all(parent).map_err(ModelError::io(parent))?;
     let dir = TempDir::new(parent, "extract")?;
     extract_ct2(wheels, &dir.0)?;
-    let (tmp, info) = convert_to_temp(&dir.0, out_file, progress)?;
+    let (tmp, info) = convert_to_temp(&dir.0, out_file, super::ggml::GgmlType::F16, progress)?;
     tmp.commit()?;
     Ok(info)
 }

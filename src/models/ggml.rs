@@ -219,13 +219,24 @@ impl<W: Write> GgmlWriter<W> {
     }
 }
 
-/// Encodes f32 values as `ty` (F32 or F16 only; we never quantize).
+/// Encodes f32 values as `ty`: F32, F16, or Q8_0 (ggml's reference quantiser: blocks of 32
+/// values, each an f16 scale `max|x| / 127` and 32 rounded int8; `vals` must be whole blocks).
 pub fn encode_floats(ty: GgmlType, vals: &[f32], out: &mut Vec<u8>) {
     out.clear();
     match ty {
         GgmlType::F32 => out.extend(vals.iter().flat_map(|v| v.to_le_bytes())),
         GgmlType::F16 => out.extend(vals.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes())),
-        other => panic!("encode_floats: {other:?} is not a float type"),
+        GgmlType::Q8_0 => {
+            assert!(vals.len() % 32 == 0, "q8_0 needs whole blocks of 32 values");
+            for block in vals.chunks(32) {
+                let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
+                let d = amax / 127.0;
+                let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+                out.extend(half::f16::from_f32(d).to_le_bytes());
+                out.extend(block.iter().map(|v| (v * id).round() as i8 as u8));
+            }
+        }
+        other => unreachable!("we never write {other:?}"),
     }
 }
 

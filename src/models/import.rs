@@ -5,7 +5,7 @@
 use super::convert::convert_to_temp;
 use super::error::ModelError;
 use super::fsutil::{copy_to_temp, sha256_file, AtomicFile, TempDir};
-use super::ggml::{Hparams, GGML_MAGIC};
+use super::ggml::{GgmlType, Hparams, GGML_MAGIC};
 use super::validate::validate_ggml;
 use super::wheel::extract_ct2;
 use super::{GgmlInfo, ModelName};
@@ -23,13 +23,24 @@ pub(crate) fn known_model(h: &Hparams) -> Option<ModelName> {
 
 /// Imports `path` into `models_dir`; returns the path of the new model.
 pub fn import(path: &Path, models_dir: &Path, progress: &dyn Fn(u64, u64)) -> Result<PathBuf, ModelError> {
+    import_as(path, models_dir, GgmlType::F16, progress)
+}
+
+/// Like [`import`]; a CTranslate2 model is converted with its weight matrices as `weights`
+/// (F16, or Q8_0: quantised by our converter). A ggml file is copied as it is.
+pub fn import_as(
+    path: &Path,
+    models_dir: &Path,
+    weights: GgmlType,
+    progress: &dyn Fn(u64, u64),
+) -> Result<PathBuf, ModelError> {
     // Placeholder destination: the real name is only known after conversion.
     let staging = models_dir.join("import.bin");
     let (tmp, info) = if path.is_dir() {
         if !path.join("model.bin").is_file() {
             return Err(ModelError::Unrecognized { path: path.into() });
         }
-        convert_to_temp(path, &staging, progress)?
+        convert_to_temp(path, &staging, weights, progress)?
     } else {
         match sniff(path)? {
             Sniffed::Ggml => {
@@ -42,7 +53,7 @@ pub fn import(path: &Path, models_dir: &Path, progress: &dyn Fn(u64, u64)) -> Re
             Sniffed::Zip => {
                 let dir = TempDir::new(models_dir, "import")?;
                 extract_ct2(&[path.to_path_buf()], &dir.0)?;
-                convert_to_temp(&dir.0, &staging, progress)?
+                convert_to_temp(&dir.0, &staging, weights, progress)?
             }
             Sniffed::Other => return Err(ModelError::Unrecognized { path: path.into() }),
         }
@@ -53,6 +64,10 @@ pub fn import(path: &Path, models_dir: &Path, progress: &dyn Fn(u64, u64)) -> Re
 fn commit_named(tmp: AtomicFile, info: &GgmlInfo, models_dir: &Path) -> Result<PathBuf, ModelError> {
     let name = match known_model(&info.hparams) {
         Some(m) => m.file_name().to_string(),
+        None if info.hparams.ftype % 1000 == 7 => match known_model(&Hparams { ftype: 1, ..info.hparams }) {
+            Some(m) => m.file_name().replace(".bin", "-q8_0.bin"),
+            None => format!("ggml-imported-{}.bin", &sha256_file(tmp.path())?[..12]),
+        },
         None => format!("ggml-imported-{}.bin", &sha256_file(tmp.path())?[..12]),
     };
     tmp.commit_to(&models_dir.join(name))

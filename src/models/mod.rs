@@ -25,7 +25,7 @@ pub use ct2::{Ct2Dtype, Ct2Model, Ct2Var};
 pub use error::{ModelError, ParseError};
 pub use fetch::{conversion_progress_bar, fetch};
 pub use ggml::{GgmlType, GgmlWriter, Hparams, GGML_MAGIC};
-pub use import::import;
+pub use import::{import, import_as};
 pub use layout::{whisper_tensors, Kind, TensorSpec};
 pub use mel::mel_filters;
 pub use validate::{validate_ggml, validate_reader};
