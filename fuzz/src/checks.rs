@@ -20,7 +20,7 @@ pub const DECODE_CODES: &[&str] =
 pub fn client_message(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else { return };
     match decode_client_message(text) {
-        Ok(ClientMessage::Start { audio }) => {
+        Ok(ClientMessage::Start { audio, .. }) => {
             assert!((MIN_SAMPLE_RATE..=MAX_SAMPLE_RATE).contains(&audio.sample_rate), "{audio:?}");
             assert!((1..=2).contains(&audio.channels), "{audio:?}");
             // What the server builds from an accepted format must not panic either.
