@@ -123,16 +123,19 @@ impl Db {
             Db::Postgres(server) => {
                 use sqlx::Connection;
                 let mut admin = sqlx::PgConnection::connect(server).await.expect("PostgreSQL is reachable");
-                // Databases of earlier tests that have finished; ones still in use refuse to go.
+                // Databases left by earlier test processes (test binaries run one after another).
+                // Never this process's own: a test's database exists before its server connects,
+                // and dropping it in that moment failed the test.
+                let ours = format!("viva_test_{}_", std::process::id());
                 let stale: Vec<String> =
                     sqlx::query_scalar("SELECT datname FROM pg_database WHERE datname LIKE 'viva_test_%'")
                         .fetch_all(&mut admin)
                         .await
                         .unwrap();
-                for name in stale {
+                for name in stale.into_iter().filter(|n| !n.starts_with(&ours)) {
                     let _ = sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\"")).execute(&mut admin).await;
                 }
-                let name = format!("viva_test_{:016x}", rand::random::<u64>());
+                let name = format!("{ours}{:016x}", rand::random::<u64>());
                 sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&mut admin).await.unwrap();
                 let (base, _) = server.split('?').next().unwrap().rsplit_once('/').expect("URL names a database");
                 format!("{base}/{name}")
