@@ -152,11 +152,10 @@ impl LoadReport {
         (!w.is_empty()).then(|| w.iter().sum::<f64>() / w.len() as f64)
     }
 
-    pub fn print(&self) {
+    /// The report as one Markdown table row (the columns of [`LoadReport::HEADER`]).
+    pub fn row(&self) -> String {
         let p = |q| self.percentile(q).map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
-        println!("| candidates | refused | failed | answers | p50 ms | p90 ms | p99 ms | max ms | lost segments | mean WER | wall s |");
-        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
-        println!(
+        format!(
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} |",
             self.streams,
             self.refused,
@@ -169,7 +168,16 @@ impl LoadReport {
             self.lost_segments(),
             self.mean_wer().map(|w| format!("{w:.3}")).unwrap_or_else(|| "-".into()),
             self.wall_seconds
-        );
+        )
+    }
+
+    pub const HEADER: &'static str =
+        "| candidates | refused | failed | answers | p50 ms | p90 ms | p99 ms | max ms | lost segments | mean WER | wall s |";
+
+    pub fn print(&self) {
+        println!("{}", Self::HEADER);
+        println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
+        println!("{}", self.row());
         for failure in &self.failures {
             println!("failure: {failure}");
         }
@@ -276,7 +284,7 @@ async fn candidate(
     conn.expect_question().await?;
     let mut outcomes = Vec::new();
     for answer in 0..plan.answers {
-        let drop_now = plan.drop_every > 0 && (n * plan.answers + answer + 1) % plan.drop_every == 0;
+        let drop_now = plan.drop_every > 0 && (n * plan.answers + answer + 1).is_multiple_of(plan.drop_every);
         let outcome = conn.answer(ws, &session, plan, clip, drop_now).await?;
         outcomes.push(outcome);
         if answer + 1 < plan.answers {
@@ -513,10 +521,10 @@ mod tests {
         let b = ("the on-call".to_string(), 900);
         let c = ("engineer".to_string(), 1500);
         assert_eq!(count_lost(&[a.clone(), b.clone()], &[a.clone(), b.clone()], false), 0);
-        assert_eq!(count_lost(&[a.clone()], &[a.clone(), b.clone()], false), 1);
+        assert_eq!(count_lost(std::slice::from_ref(&a), &[a.clone(), b.clone()], false), 1);
         assert_eq!(count_lost(&[a.clone(), c.clone()], &[a.clone(), b.clone()], false), 2);
         // Finished while the client was away: in the answer, never streamed, not lost.
-        assert_eq!(count_lost(&[a.clone()], &[a.clone(), b.clone()], true), 0);
+        assert_eq!(count_lost(std::slice::from_ref(&a), &[a.clone(), b.clone()], true), 0);
         assert_eq!(count_lost(&[a.clone(), c.clone()], &[a.clone(), b.clone()], true), 1);
     }
 }

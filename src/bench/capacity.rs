@@ -122,7 +122,7 @@ pub async fn run_capacity(args: &BenchArgs) -> anyhow::Result<()> {
         clips.len(),
         args.capacity_clip_max_s
     );
-    println!("| candidates | refused | failed | answers | p50 ms | p90 ms | p99 ms | max ms | lost segments | mean WER | wall s | holds |");
+    println!("{} holds |", LoadReport::HEADER);
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
     let mut capacity = 0;
     let mut counts = args.capacity.clone();
@@ -157,21 +157,7 @@ fn holds_admitted(report: &LoadReport) -> bool {
 }
 
 fn print_row(r: &LoadReport, holds: &str) {
-    let p = |q| r.percentile(q).map(|v| format!("{v:.0}")).unwrap_or_else(|| "-".into());
-    println!(
-        "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.0} | {holds} |",
-        r.streams,
-        r.refused,
-        r.failed,
-        r.answers.len(),
-        p(0.5),
-        p(0.9),
-        p(0.99),
-        p(1.0),
-        r.lost_segments(),
-        r.mean_wer().map(|w| format!("{w:.3}")).unwrap_or_else(|| "-".into()),
-        r.wall_seconds
-    );
+    println!("{} {holds} |", r.row());
     for failure in &r.failures {
         println!("  failure: {failure}");
     }
@@ -245,17 +231,6 @@ async fn idle_stream(http: &str, ws: &str) -> anyhow::Result<StreamClient> {
     Ok(client)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::parse_rss_kib;
-
-    #[test]
-    fn reads_vmrss() {
-        assert_eq!(parse_rss_kib("Name:\tviva\nVmRSS:\t  123456 kB\nVmSwap: 0 kB\n"), Some(123_456));
-        assert_eq!(parse_rss_kib("Name:\tviva\n"), None);
-    }
-}
-
 /// Soak: rounds of candidates streaming in real time, every other answer dropping its connection
 /// half-way and resuming, for `--soak-minutes`. The server's resident memory and open files are
 /// read after a warm-up round (the baseline: allocator arenas and pools filled) and after each
@@ -308,4 +283,15 @@ pub async fn run_soak(args: &BenchArgs) -> anyhow::Result<()> {
         end_files as i64 - base_files as i64
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_rss_kib;
+
+    #[test]
+    fn reads_vmrss() {
+        assert_eq!(parse_rss_kib("Name:\tviva\nVmRSS:\t  123456 kB\nVmSwap: 0 kB\n"), Some(123_456));
+        assert_eq!(parse_rss_kib("Name:\tviva\n"), None);
+    }
 }

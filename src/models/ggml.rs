@@ -227,7 +227,7 @@ pub fn encode_floats(ty: GgmlType, vals: &[f32], out: &mut Vec<u8>) {
         GgmlType::F32 => out.extend(vals.iter().flat_map(|v| v.to_le_bytes())),
         GgmlType::F16 => out.extend(vals.iter().flat_map(|v| half::f16::from_f32(*v).to_le_bytes())),
         GgmlType::Q8_0 => {
-            assert!(vals.len() % 32 == 0, "q8_0 needs whole blocks of 32 values");
+            assert!(vals.len().is_multiple_of(32), "q8_0 needs whole blocks of 32 values");
             for block in vals.chunks(32) {
                 let amax = block.iter().fold(0f32, |a, v| a.max(v.abs()));
                 let d = amax / 127.0;
