@@ -147,7 +147,9 @@ impl Conn {
     }
 
     pub(super) fn maybe_partial(&mut self) {
-        if !self.partials.is_empty() {
+        // A recording upload arrives faster than anyone reads it: a hypothesis for the stretch in
+        // progress would be stale before it was sent, and would take the worker from the finals.
+        if self.upload || !self.partials.is_empty() {
             return;
         }
         let Some(current) = self.current.as_mut() else { return };
