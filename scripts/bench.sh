@@ -9,7 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/make-bench-wavs.sh >/dev/null
 cargo build --release --quiet
-target/release/viva models fetch tiny.en >/dev/null
+target/release/viva models fetch tiny.en >/dev/null        # f16, for comparison
+target/release/viva models fetch tiny.en-q8_0 >/dev/null   # the default
 
 peer_args=()
 peer=${VIVA_PEER:-../shared/bench/peer-faster-whisper}

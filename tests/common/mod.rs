@@ -15,10 +15,11 @@ use viva::transcribe::{load_whisper, Engine, WhisperFactory};
 
 pub fn model_path() -> PathBuf {
     static READY: Mutex<bool> = Mutex::new(false);
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models/ggml-tiny.en.bin");
+    // The model the server runs by default (tiny.en, 8-bit weights).
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(viva::config::DEFAULT_MODEL);
     let mut ready = READY.lock().unwrap();
     if !*ready {
-        viva::cli::ensure_model(&path, "tiny.en").expect("the tiny.en model is available");
+        viva::cli::ensure_model(&path, viva::config::DEFAULT_MODEL_NAME).expect("the tiny.en model is available");
         *ready = true;
     }
     path

@@ -140,7 +140,17 @@ impl Conn {
     pub(super) fn schedule_final(&mut self, index: usize, mut job: StretchJob, kind: JobKind) {
         let engine = self.state.engine.clone();
         let audio = std::mem::take(&mut job.audio);
+        let ready = self.pause_decode.take().filter(|p| {
+            p.index == index && p.clip_start_sample == job.clip_start_sample && p.clip_len == audio.len()
+        });
         self.finals.push_back(Box::pin(async move {
+            if let Some(pause) = ready {
+                // Same clip, same deterministic decoding: its text is this final's text. If it
+                // gave way to other work, the final is transcribed as usual.
+                if let Ok(Ok(pieces)) = pause.result.await {
+                    return (index, job, Ok(pieces));
+                }
+            }
             let result = engine.transcribe(audio, kind).await;
             (index, job, result)
         }));
@@ -149,12 +159,34 @@ impl Conn {
     pub(super) fn maybe_partial(&mut self) {
         // A recording upload arrives faster than anyone reads it: a hypothesis for the stretch in
         // progress would be stale before it was sent, and would take the worker from the finals.
-        if self.upload || !self.partials.is_empty() {
+        if self.upload {
             return;
         }
         let Some(current) = self.current.as_mut() else { return };
         let index = current.index;
-        let Some(mut job) = current.live.as_mut().and_then(LiveAnswer::partial_job) else { return };
+        let Some(live) = current.live.as_mut() else { return };
+        if self.pause_decode.as_ref().is_some_and(|p| p.index != index || !live.pause_job_current(p.stretch_end_sample)) {
+            self.pause_decode = None; // the candidate spoke again
+        }
+        if let Some(mut job) = live.pause_job() {
+            let engine = self.state.engine.clone();
+            let audio = std::mem::take(&mut job.audio);
+            let clip_len = audio.len();
+            let task = tokio::spawn(async move { engine.transcribe(audio, JobKind::Partial).await });
+            self.pause_decode = Some(PauseDecode {
+                index,
+                stretch_end_sample: job.stretch.end_sample,
+                clip_start_sample: job.clip_start_sample,
+                clip_len,
+                result: tokio_util::task::AbortOnDropHandle::new(task),
+            });
+            return;
+        }
+        // During a pause the pause decode covers the stretch: a partial would repeat it.
+        if self.pause_decode.is_some() || !self.partials.is_empty() {
+            return;
+        }
+        let Some(mut job) = live.partial_job() else { return };
         let engine = self.state.engine.clone();
         let audio = std::mem::take(&mut job.audio);
         self.partials.push(Box::pin(async move {
@@ -240,6 +272,7 @@ impl Conn {
         }
         self.drain_finals().await?;
         self.partials.clear();
+        self.pause_decode = None;
         self.store_audio(true).await?;
         let Some(live) = self.current.as_mut().and_then(|c| c.live.take()) else { return Ok(()) };
         let mut answer = live.build_answer(interrupted);
@@ -284,6 +317,7 @@ impl Conn {
         let Some((index, _)) = self.drain_resampler() else { return Ok(()) };
         self.finals = FuturesOrdered::new();
         self.partials.clear();
+        self.pause_decode = None;
         self.store_audio(true).await?;
         if let Some(current) = self.current.as_mut() {
             current.live = None;

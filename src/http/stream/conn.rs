@@ -35,6 +35,7 @@ impl Conn {
             current: None,
             finals: FuturesOrdered::new(),
             partials: FuturesUnordered::new(),
+            pause_decode: None,
             permit: Some(permit),
             lease_owner,
             lease_renewal: tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every),

@@ -202,6 +202,18 @@ enum Input {
     Throttled,
 }
 
+/// A pause-time transcription of the open stretch (`LiveAnswer::pause_job`). It runs as a
+/// partial (lowest priority, gives way to finals); its result is used only for a final whose
+/// clip is the very same audio, so the text is exactly what the final would have produced.
+struct PauseDecode {
+    index: usize,
+    stretch_end_sample: u64,
+    clip_start_sample: u64,
+    clip_len: usize,
+    /// Aborted when dropped: speech went on, or the answer ended another way.
+    result: tokio_util::task::AbortOnDropHandle<Result<Vec<crate::transcribe::TextPiece>, EngineError>>,
+}
+
 /// The question being asked now.
 struct Current {
     index: usize,
@@ -236,6 +248,8 @@ struct Conn {
     current: Option<Current>,
     finals: FuturesOrdered<BoxFuture<'static, FinalResult>>,
     partials: FuturesUnordered<BoxFuture<'static, FinalResult>>,
+    /// The open stretch transcribed during a pause, ready to become its final text.
+    pause_decode: Option<PauseDecode>,
     /// Held while the stream runs: one unit of the server's capacity.
     permit: Option<OwnedSemaphorePermit>,
     /// This stream's id in the session's lease, and when to renew it.
