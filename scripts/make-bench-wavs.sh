@@ -40,8 +40,10 @@ declare -A texts=(
 )
 for name in "${!texts[@]}"; do
   espeak-ng -w "$out/$name.raw.wav" "${texts[$name]}"
-  sox -n -r 22050 -c 1 -b 16 "$out/$name.pad.wav" trim 0 1.0
-  sox "$out/$name.pad.wav" "$out/$name.raw.wav" -r 16000 -c 1 -b 16 "$out/$name.wav"
+  # -R: sox's repeatable mode. Its dither is random noise, and without it each run made other
+  # WAVs, whose transcripts (and word error rates) differed by a few words from run to run.
+  sox -R -n -r 22050 -c 1 -b 16 "$out/$name.pad.wav" trim 0 1.0
+  sox -R "$out/$name.pad.wav" "$out/$name.raw.wav" -r 16000 -c 1 -b 16 "$out/$name.wav"
   rm "$out/$name.raw.wav" "$out/$name.pad.wav"
   printf "%s\n" "${texts[$name]}" > "$out/$name.txt"
 done
