@@ -41,8 +41,9 @@ pub struct BenchArgs {
     /// Skip the real-time pass (it takes as long as the audio).
     #[arg(long)]
     pub no_realtime: bool,
-    /// Silence (ms) the real-time pass sends after each recording before `end_answer`: a
-    /// candidate stops talking, then clicks. 0 ends the answer right after the recording.
+    /// Silence (ms) the real-time pass and the capacity runs send after each recording before
+    /// `end_answer`: a candidate stops talking, then clicks. 0 ends the answer right after the
+    /// recording.
     #[arg(long, default_value_t = 0)]
     pub tail_ms: u64,
     /// Chunk size the client sends, in ms of audio.
