@@ -215,6 +215,11 @@ impl LiveAnswer {
         }
     }
 
+    /// Whether a partial is due: a stretch is open and a second of audio has passed since the last.
+    pub fn partial_due(&self) -> bool {
+        self.segmenter.open_stretch().is_some() && self.audio.len() as u64 >= self.next_partial_at
+    }
+
     /// A partial job for the stretch still open, about once a second of audio.
     pub fn partial_job(&mut self) -> Option<StretchJob> {
         let open = self.segmenter.open_stretch()?;

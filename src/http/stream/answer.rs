@@ -186,6 +186,18 @@ impl Conn {
         if self.pause_decode.is_some() || !self.partials.is_empty() {
             return;
         }
+        // A partial that falls due starts on the next frame, not on the one that crossed the
+        // second: when that frame was the answer's last, `end_answer` comes next, and whisper
+        // cannot interrupt an encoder pass once started, so the final would wait for it
+        // (measured: about 40 ms more from `end_answer` to `answer`).
+        if !live.partial_due() {
+            self.partial_armed = false;
+            return;
+        }
+        if !std::mem::replace(&mut self.partial_armed, true) {
+            return;
+        }
+        self.partial_armed = false;
         let Some(mut job) = live.partial_job() else { return };
         let engine = self.state.engine.clone();
         let audio = std::mem::take(&mut job.audio);

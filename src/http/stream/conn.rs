@@ -36,6 +36,7 @@ impl Conn {
             finals: FuturesOrdered::new(),
             partials: FuturesUnordered::new(),
             pause_decode: None,
+            partial_armed: false,
             permit: Some(permit),
             lease_owner,
             lease_renewal: tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every),

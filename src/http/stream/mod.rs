@@ -250,6 +250,8 @@ struct Conn {
     partials: FuturesUnordered<BoxFuture<'static, FinalResult>>,
     /// The open stretch transcribed during a pause, ready to become its final text.
     pause_decode: Option<PauseDecode>,
+    /// A partial fell due on the last audio frame; it starts on the next one (see `maybe_partial`).
+    partial_armed: bool,
     /// Held while the stream runs: one unit of the server's capacity.
     permit: Option<OwnedSemaphorePermit>,
     /// This stream's id in the session's lease, and when to renew it.
