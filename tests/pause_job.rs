@@ -5,14 +5,10 @@
 
 mod common;
 
-use viva::audio::{to_f32, StreamResampler};
 use viva::session::{LiveAnswer, LiveEvent, StretchJob};
 
 fn speech_16k(text: &str) -> Vec<f32> {
-    let (pcm, rate) = common::speak(text);
-    let mut resampler = StreamResampler::new(rate);
-    let mut out = resampler.push(&to_f32(&pcm));
-    out.extend(resampler.flush());
+    let mut out = common::speak_16k(text);
     // espeak ends with silence of its own: the tests add the pauses they mean.
     let end = out.iter().rposition(|x| x.abs() > 0.01).map_or(0, |i| i + 1);
     out.truncate(end);

@@ -63,12 +63,9 @@ fn server() -> &'static (tokio::runtime::Runtime, Server) {
 fn speech_16k() -> &'static [i16] {
     static SPEECH: OnceLock<Vec<i16>> = OnceLock::new();
     SPEECH.get_or_init(|| {
-        let (speech, rate) =
-            common::speak("We declared an incident and paged the on call engineer. Then I posted updates.");
-        let mut resampler = viva::audio::StreamResampler::new(rate);
-        let mut out = resampler.push(&viva::audio::to_f32(&speech));
-        out.extend(resampler.flush());
-        viva::audio::to_i16(&out)
+        viva::audio::to_i16(&common::speak_16k(
+            "We declared an incident and paged the on call engineer. Then I posted updates.",
+        ))
     })
 }
 

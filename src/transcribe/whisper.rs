@@ -206,8 +206,9 @@ impl WhisperTranscriber {
             params.set_abort_callback(Some(should_abort));
             params.set_abort_callback_user_data(&check as *const AbortCheck as *mut std::ffi::c_void);
         }
+        let audio_ctx = if self.trim_audio_ctx { audio_ctx_for(audio.len()) } else { FULL_AUDIO_CTX };
         if self.trim_audio_ctx {
-            params.set_audio_ctx(audio_ctx_for(audio.len()) as i32);
+            params.set_audio_ctx(audio_ctx as i32);
         }
         if let Some(prompt) = prompt {
             params.set_initial_prompt(prompt);
@@ -240,7 +241,7 @@ impl WhisperTranscriber {
         // Operators tuning workers and threads read these (VIVA_LOG=viva::transcribe=debug).
         tracing::debug!(
             audio_ms,
-            audio_ctx = if self.trim_audio_ctx { audio_ctx_for(audio.len()) } else { FULL_AUDIO_CTX },
+            audio_ctx,
             tokens = self.state.as_iter().map(|s| s.n_tokens()).sum::<i32>(),
             prompt = prompt.is_some(),
             elapsed_ms = elapsed.as_millis() as u64,

@@ -241,6 +241,16 @@ pub fn speak(text: &str) -> (Vec<i16>, u32) {
     (reader.samples::<i16>().map(Result::unwrap).collect(), rate)
 }
 
+/// Speaks `text` with espeak-ng and resamples it to 16 kHz with the server's own resampler:
+/// what a live answer's stretches are cut from.
+pub fn speak_16k(text: &str) -> Vec<f32> {
+    let (pcm, rate) = speak(text);
+    let mut resampler = viva::audio::StreamResampler::new(rate);
+    let mut out = resampler.push(&viva::audio::to_f32(&pcm));
+    out.extend(resampler.flush());
+    out
+}
+
 pub fn silence(ms: u64, rate: u32) -> Vec<i16> {
     vec![0; (rate as u64 * ms / 1000) as usize]
 }
