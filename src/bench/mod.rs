@@ -87,6 +87,8 @@ struct Row {
     latency_ms: Option<f64>,
     plain_text: String,
     viva_text: String,
+    /// viva's transcript of the real-time pass (partials and pause decodes take part there).
+    live_text: Option<String>,
     /// The script the WAV was spoken from (`FILE.txt` beside it), for word error rates.
     reference: Option<String>,
 }
@@ -166,12 +168,13 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     for ((name, audio), (plain_s, plain_text)) in clips.iter().zip(plain) {
         let samples = to_i16(audio);
         let (viva_s, _, viva_text) = stream_once(&http, &ws, &samples, args.chunk_ms, false).await?;
-        let latency_ms = if args.no_realtime {
-            None
+        let (latency_ms, live_text) = if args.no_realtime {
+            (None, None)
         } else {
             let mut live = samples.clone();
             live.resize(live.len() + (16 * args.tail_ms) as usize, 0);
-            Some(stream_once(&http, &ws, &live, args.chunk_ms, true).await?.1 * 1000.0)
+            let (_, latency_s, text) = stream_once(&http, &ws, &live, args.chunk_ms, true).await?;
+            (Some(latency_s * 1000.0), Some(text))
         };
         rows.push(Row {
             name: name.clone(),
@@ -181,6 +184,7 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             latency_ms,
             plain_text,
             viva_text,
+            live_text,
             reference: None,
         });
     }
@@ -277,10 +281,12 @@ fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>, tail_ms: u64) {
     let mut latencies: Vec<f64> = rows.iter().filter_map(|r| r.latency_ms).collect();
     if !latencies.is_empty() {
         latencies.sort_by(f64::total_cmp);
+        let wer_live = words(&mut rows.iter().map(|r| (&r.reference, r.live_text.as_deref().unwrap_or(""))));
         println!(
-            "\nend_answer→answer in real time, one candidate, {tail_ms} ms of silence before end_answer: median {:.0} ms, max {:.0} ms",
+            "\nend_answer→answer in real time, one candidate, {tail_ms} ms of silence before end_answer: median {:.0} ms, max {:.0} ms; WER of those transcripts {}",
             crate::load::percentile(&latencies, 0.5).unwrap_or(0.0),
-            latencies[latencies.len() - 1]
+            latencies[latencies.len() - 1],
+            fmt(wer_live),
         );
     }
     if let Some(peer) = peer {

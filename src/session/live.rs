@@ -6,6 +6,7 @@ use crate::protocol::{Answer, Question, Segment};
 use crate::speech::{Segmenter, SegmenterConfig, Stretch};
 use crate::transcribe::TextPiece;
 
+use super::agreement::{self, AgreedPrefix, Hypothesis};
 use super::{compute_timing, speech_figures};
 
 /// Audio kept before and after a stretch when it is transcribed: voice detectors clip the
@@ -40,6 +41,8 @@ impl From<Stretch> for SpokenStretch {
 pub struct StretchJob {
     pub stretch: Stretch,
     pub clip_start_sample: u64,
+    /// The clip's length in samples (`audio` is handed to the engine, this stays).
+    pub clip_samples: u64,
     pub audio: Vec<f32>,
 }
 
@@ -74,6 +77,10 @@ pub struct LiveAnswer {
     next_partial_at: u64,
     /// End of the open stretch whose pause-time job was last handed out (see `pause_job`).
     pause_job_for: Option<u64>,
+    /// The last two partial transcriptions of the open stretch (see [`agreement`]).
+    hypotheses: Vec<Hypothesis>,
+    /// The longest prefix two successive partials agreed on, for the clip starting there.
+    settled: Option<(u64, AgreedPrefix)>,
 }
 
 impl LiveAnswer {
@@ -104,6 +111,8 @@ impl LiveAnswer {
             spoken: Vec::new(),
             next_partial_at: PARTIAL_EVERY_SAMPLES,
             pause_job_for: None,
+            hypotheses: Vec::new(),
+            settled: None,
         }
     }
 
@@ -211,6 +220,7 @@ impl LiveAnswer {
         StretchJob {
             stretch,
             clip_start_sample: clip_start,
+            clip_samples: clip_end.saturating_sub(clip_start),
             audio: self.audio[clip_start as usize..clip_end as usize].to_vec(),
         }
     }
@@ -258,6 +268,43 @@ impl LiveAnswer {
         let still_open = self.segmenter.open_stretch().is_some_and(|s| s.start_sample == job.stretch.start_sample);
         let final_not_sent = self.segments.last().is_none_or(|s| ms_to_samples(s.end_ms) <= job.stretch.start_sample);
         still_open || final_not_sent
+    }
+
+    /// Keeps a partial transcription of the open stretch for [`Self::agreed_prefix`].
+    pub fn note_partial(&mut self, job: &StretchJob, pieces: &[TextPiece]) {
+        let hypothesis = Hypothesis {
+            clip_start_sample: job.clip_start_sample,
+            clip_ms: samples_to_ms(job.clip_samples),
+            pieces: pieces.to_vec(),
+        };
+        match self.hypotheses.last() {
+            Some(last) if last.clip_start_sample != hypothesis.clip_start_sample => self.hypotheses.clear(),
+            Some(last) if last.clip_ms >= hypothesis.clip_ms => return, // not news
+            _ => {}
+        }
+        self.hypotheses.push(hypothesis);
+        if self.hypotheses.len() > 2 {
+            self.hypotheses.remove(0);
+        }
+        // Once settled, a prefix stays settled (as in whisper_streaming): tiny models waver on
+        // words they got right before ("post-mortem", then "most bottom"), and only a longer
+        // agreement replaces it.
+        if let [earlier, later] = &self.hypotheses[..] {
+            if let Some(prefix) = agreement::agreed_prefix(earlier, later) {
+                let start = later.clip_start_sample;
+                let longer = self.settled.as_ref().is_none_or(|(s, p)| *s != start || p.cut_ms < prefix.cut_ms);
+                if longer {
+                    self.settled = Some((start, prefix));
+                }
+            }
+        }
+    }
+
+    /// What the last two partials of this job's stretch agree on: the final need only transcribe
+    /// the clip from `cut_ms` on.
+    pub fn agreed_prefix(&self, job: &StretchJob) -> Option<AgreedPrefix> {
+        let (start, prefix) = self.settled.as_ref()?;
+        (*start == job.clip_start_sample && prefix.cut_ms < samples_to_ms(job.clip_samples)).then(|| prefix.clone())
     }
 
     /// Turns whisper's pieces for a closed stretch into final segments, in order, never
@@ -344,6 +391,7 @@ mod tests {
                 silence_after_samples: 0,
             },
             clip_start_sample: clip_start_ms * 16,
+            clip_samples: (end_ms - clip_start_ms) * 16,
             audio: Vec::new(),
         }
     }
@@ -366,6 +414,39 @@ mod tests {
         let answer = live.build_answer(false);
         assert_eq!(answer.transcript, "one two three");
         assert_eq!(answer.timing.think_ms, 2000);
+    }
+
+    #[test]
+    fn partials_of_the_open_stretch_settle_its_beginning() {
+        let mut live = LiveAnswer::new(0, 0, None, 600_000, 15_000);
+        let first = [piece("We paged the on-call.", 0, 3_000), piece("Then we", 3_000, 9_000)];
+        let second = [piece("We paged the on-call.", 0, 3_000), piece("Then we rolled back.", 3_000, 10_000)];
+        // A partial of an earlier stretch does not count.
+        live.note_partial(&job(500, 9_500, 0), &first);
+        live.note_partial(&job(12_000, 21_000, 11_800), &first);
+        let closing = job(12_000, 24_000, 11_800);
+        assert_eq!(live.agreed_prefix(&closing), None, "one partial of this stretch");
+        live.note_partial(&job(12_000, 22_000, 11_800), &second);
+        let prefix = live.agreed_prefix(&closing).expect("two partials agree");
+        assert_eq!(prefix.cut_ms, 3_000);
+        assert_eq!(prefix.pieces, vec![piece("We paged the on-call.", 0, 3_000)]);
+        // A late partial (a shorter clip than the last) is not news; another clip start is not this stretch.
+        live.note_partial(&job(12_000, 20_000, 11_800), &first);
+        assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000));
+        assert_eq!(live.agreed_prefix(&job(12_000, 24_000, 11_000)), None);
+        // What was settled stays settled when later partials waver, until a longer agreement.
+        let wavering = [piece("We patched the uncle.", 0, 3_000), piece("Then we rolled back. And", 3_000, 11_000)];
+        live.note_partial(&job(12_000, 23_000, 11_800), &wavering);
+        assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000));
+        let longer = [
+            piece("We patched the uncle.", 0, 3_000),
+            piece("Then we rolled back.", 3_000, 7_000),
+            piece("And", 7_000, 12_000),
+        ];
+        live.note_partial(&job(12_000, 24_000, 11_800), &longer);
+        let prefix = live.agreed_prefix(&closing).expect("still settled");
+        // The last two agree on the first piece only: no longer than what was settled, so it stays.
+        assert_eq!(prefix.pieces, vec![piece("We paged the on-call.", 0, 3_000)]);
     }
 
     #[test]

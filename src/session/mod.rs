@@ -2,6 +2,7 @@
 //! [`speech_figures`]). Pure: the WebSocket loop feeds it samples and transcriptions and
 //! carries out what it asks for.
 
+pub mod agreement;
 mod export;
 mod live;
 mod speech_figures;

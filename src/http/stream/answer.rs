@@ -1,6 +1,7 @@
 //! One question after another: asking, taking audio, transcribing stretches, finalising.
 
 use super::*;
+use crate::session::agreement;
 
 impl Conn {
     pub(super) async fn on_start(&mut self, audio: AudioSpec, upload: bool) -> Result<(), Stop> {
@@ -140,9 +141,24 @@ impl Conn {
     pub(super) fn schedule_final(&mut self, index: usize, mut job: StretchJob, kind: JobKind) {
         let engine = self.state.engine.clone();
         let audio = std::mem::take(&mut job.audio);
-        let ready = self.pause_decode.take().filter(|p| {
-            p.index == index && p.clip_start_sample == job.clip_start_sample && p.clip_len == audio.len()
-        });
+        let ready = self
+            .pause_decode
+            .take()
+            .filter(|p| p.index == index && p.clip_start_sample == job.clip_start_sample && p.clip_len == audio.len());
+        // When the last partials agree on how the stretch begins, only the rest is transcribed
+        // (see `session::agreement`): the candidate may be waiting for it, and the worker is
+        // shared. Live streams only: an upload has no partials.
+        let prefix = match &ready {
+            None => self.live_for(index).and_then(|live| live.agreed_prefix(&job)),
+            Some(_) => None,
+        };
+        tracing::debug!(
+            clip_ms = crate::audio::samples_to_ms(job.clip_samples),
+            ?kind,
+            pause_decode = ready.is_some(),
+            agreed_ms = prefix.as_ref().map(|p| p.cut_ms),
+            "stretch closed"
+        );
         self.finals.push_back(Box::pin(async move {
             if let Some(pause) = ready {
                 // Same clip, same deterministic decoding: its text is this final's text. If it
@@ -150,6 +166,11 @@ impl Conn {
                 if let Ok(Ok(pieces)) = pause.result.await {
                     return (index, job, Ok(pieces));
                 }
+            }
+            if let Some(prefix) = prefix {
+                let rest = audio[(ms_to_samples(prefix.cut_ms) as usize).min(audio.len())..].to_vec();
+                let result = engine.transcribe(rest, kind).await.map(|pieces| agreement::join(prefix, pieces));
+                return (index, job, result);
             }
             let result = engine.transcribe(audio, kind).await;
             (index, job, result)
@@ -165,7 +186,8 @@ impl Conn {
         let Some(current) = self.current.as_mut() else { return };
         let index = current.index;
         let Some(live) = current.live.as_mut() else { return };
-        if self.pause_decode.as_ref().is_some_and(|p| p.index != index || !live.pause_job_current(p.stretch_end_sample)) {
+        if self.pause_decode.as_ref().is_some_and(|p| p.index != index || !live.pause_job_current(p.stretch_end_sample))
+        {
             self.pause_decode = None; // the candidate spoke again
         }
         if let Some(mut job) = live.pause_job() {
@@ -242,6 +264,7 @@ impl Conn {
         if !live.partial_is_current(&job) || pieces.is_empty() {
             return;
         }
+        live.note_partial(&job, &pieces);
         let text = pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ");
         let start_ms = crate::audio::samples_to_ms(job.stretch.start_sample);
         let end_ms = crate::audio::samples_to_ms(job.stretch.end_sample);
