@@ -20,7 +20,8 @@
 //! - [`audio`]: PCM decoding, channel mix-down, resampling and WAV encoding; pure.
 //! - [`speech`]: voice activity detection and the segmenter that cuts speech into stretches; pure.
 //! - [`transcribe`]: the `Transcriber` seam, the whisper implementation and the worker pool.
-//! - [`session`]: one answer's live state and the timing/speech figures computed from it; pure.
+//! - [`session`]: one answer's live state, the agreement between its partials, and the
+//!   timing/speech figures computed from it; pure.
 //! - [`store`]: the only place with SQL; sessions, answers, segments and audio chunks.
 //! - [`http`]: the axum router, REST handlers, the WebSocket stream loop and error mapping.
 //! - [`models`]: fetching, converting (CTranslate2 → ggml) and validating Whisper models.

@@ -16,6 +16,20 @@ const PAD_AFTER_SAMPLES: u64 = 16 * 300;
 /// A partial hypothesis is offered this often (ms of audio) while a stretch is open.
 const PARTIAL_EVERY_SAMPLES: u64 = 16 * 1000;
 
+/// Whether the audio around `at_ms` (in `clip`) is a pause: its level over ±`QUIET_SPAN_MS` is
+/// at most `QUIET_RATIO` of the clip's, so a cut there splits no word.
+fn is_quiet(clip: &[f32], at_ms: u64) -> bool {
+    let rms = |s: &[f32]| (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt();
+    let at = ms_to_samples(at_ms) as usize;
+    let span = ms_to_samples(QUIET_SPAN_MS) as usize;
+    if at + span > clip.len() || at < span {
+        return false;
+    }
+    rms(&clip[at - span..at + span]) <= QUIET_RATIO * rms(clip)
+}
+const QUIET_SPAN_MS: u64 = 60;
+const QUIET_RATIO: f32 = 0.1;
+
 /// A stretch of speech that produced text, for timing; ms from the question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SpokenStretch {
@@ -290,7 +304,8 @@ impl LiveAnswer {
         // words they got right before ("post-mortem", then "most bottom"), and only a longer
         // agreement replaces it.
         if let [earlier, later] = &self.hypotheses[..] {
-            if let Some(prefix) = agreement::agreed_prefix(earlier, later) {
+            let clip = &self.audio[(later.clip_start_sample as usize).min(self.audio.len())..];
+            if let Some(prefix) = agreement::agreed_prefix(earlier, later, |cut_ms| is_quiet(clip, cut_ms)) {
                 let start = later.clip_start_sample;
                 let longer = self.settled.as_ref().is_none_or(|(s, p)| *s != start || p.cut_ms < prefix.cut_ms);
                 if longer {
@@ -419,6 +434,11 @@ mod tests {
     #[test]
     fn partials_of_the_open_stretch_settle_its_beginning() {
         let mut live = LiveAnswer::new(0, 0, None, 600_000, 15_000);
+        // A tone with one pause, at 14.8 s: 3 s into the clips below, which start at 11.8 s.
+        let audio: Vec<f32> = (0..16 * 25_000)
+            .map(|i| if (16 * 14_700..16 * 14_900).contains(&i) { 0.0 } else { 0.3 * (i as f32 * 0.17).sin() })
+            .collect();
+        live.push(&audio);
         let first = [piece("We paged the on-call.", 0, 3_000), piece("Then we", 3_000, 9_000)];
         let second = [piece("We paged the on-call.", 0, 3_000), piece("Then we rolled back.", 3_000, 10_000)];
         // A partial of an earlier stretch does not count.
