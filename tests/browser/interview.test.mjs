@@ -86,7 +86,12 @@ test('two-question interview, reconnect mid-answer, then the review page', { tim
     await heard(/support|postmortem|post mortem|blameless/i).waitFor({ timeout: SEGMENT_TIMEOUT });
     await finishAnswer(page);
     await page.locator('#feedback:not([hidden]) .checklist li.covered').first().waitFor({ timeout: SEGMENT_TIMEOUT });
-    assert.match(await page.locator('#transcript-final').innerText(), /support|post.?mortem|incident|blameless|bridge/i);
+    // Words of this answer's script; tiny.en sometimes misreads the last words, cut off by the
+    // finish ("After words we held, I'm laying the supposed"), so any of them will do.
+    assert.match(
+      await page.locator('#transcript-final').innerText(),
+      /support|post.?mortem|incident|blameless|bridge|thirty minutes|30 minutes|after.?wards/i,
+    );
 
     // End: the summary and the link to the review.
     await page.getByRole('button', { name: 'End interview' }).click();
