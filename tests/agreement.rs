@@ -14,13 +14,6 @@ const FIRST: &str = "Afterwards we held a blameless postmortem and wrote a runbo
 const SECOND: &str = "Errors dropped by ninety five percent after the regression test and the alert went in, \
 and we have not had a repeat since.";
 
-/// espeak's own trailing silence removed: the test adds the pauses it means.
-fn trimmed(mut audio: Vec<f32>) -> Vec<f32> {
-    let end = audio.iter().rposition(|x| x.abs() > 0.01).map_or(0, |i| i + 1);
-    audio.truncate(end);
-    audio
-}
-
 fn words(pieces: &[TextPiece]) -> String {
     pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ")
 }
@@ -52,10 +45,10 @@ async fn stream_live(audio: &[f32]) -> (LiveAnswer, StretchJob, Vec<String>) {
 async fn the_final_transcribes_only_what_the_partials_did_not_settle() {
     let engine = common::engine();
     let mut audio = vec![0.0; 16 * 1_000];
-    audio.extend(trimmed(common::speak_16k(FIRST)));
+    audio.extend(common::speak_16k_trimmed(FIRST));
     let pause_ms = (audio.len() / 16) as u64..(audio.len() / 16) as u64 + 500;
     audio.extend(vec![0.0; 16 * 500]);
-    audio.extend(trimmed(common::speak_16k(SECOND)));
+    audio.extend(common::speak_16k_trimmed(SECOND));
     audio.extend(vec![0.0; 16 * 300]);
     let (live, mut job, partials) = stream_live(&audio).await;
 

@@ -7,14 +7,6 @@ mod common;
 
 use viva::session::{LiveAnswer, LiveEvent, StretchJob};
 
-fn speech_16k(text: &str) -> Vec<f32> {
-    let mut out = common::speak_16k(text);
-    // espeak ends with silence of its own: the tests add the pauses they mean.
-    let end = out.iter().rposition(|x| x.abs() > 0.01).map_or(0, |i| i + 1);
-    out.truncate(end);
-    out
-}
-
 fn answer() -> LiveAnswer {
     LiveAnswer::new(0, 0, None, 600_000, 15_000)
 }
@@ -40,7 +32,7 @@ fn same_clip(a: &StretchJob, b: &StretchJob) -> bool {
 
 #[test]
 fn a_pause_job_is_the_final_clip_when_the_candidate_stays_silent() {
-    let speech = speech_16k("We rolled back the deploy and paged the on call engineer.");
+    let speech = common::speak_16k_trimmed("We rolled back the deploy and paged the on call engineer.");
 
     // The pause closes the stretch by itself (600 ms of silence).
     let mut live = answer();
@@ -72,8 +64,8 @@ fn a_pause_job_is_the_final_clip_when_the_candidate_stays_silent() {
 
 #[test]
 fn speaking_again_makes_the_pause_job_stale() {
-    let first = speech_16k("We rolled back the deploy.");
-    let second = speech_16k("Then we paged the on call engineer.");
+    let first = common::speak_16k_trimmed("We rolled back the deploy.");
+    let second = common::speak_16k_trimmed("Then we paged the on call engineer.");
     let mut live = answer();
     // 400 ms: long enough for a pause job, too short to close the stretch.
     let mut audio = first.clone();

@@ -71,11 +71,7 @@ fn same_words(a: &str, b: &str) -> bool {
 pub fn join(prefix: AgreedPrefix, rest: Vec<TextPiece>) -> Vec<TextPiece> {
     let cut = prefix.cut_ms;
     let mut pieces = prefix.pieces;
-    pieces.extend(rest.into_iter().map(|p| TextPiece {
-        text: p.text,
-        start_ms: p.start_ms + cut,
-        end_ms: p.end_ms + cut,
-    }));
+    pieces.extend(rest.into_iter().map(|p| p.shifted(cut)));
     pieces
 }
 

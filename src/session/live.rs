@@ -16,16 +16,19 @@ const PAD_AFTER_SAMPLES: u64 = 16 * 300;
 /// A partial hypothesis is offered this often (ms of audio) while a stretch is open.
 const PARTIAL_EVERY_SAMPLES: u64 = 16 * 1000;
 
+fn rms(samples: &[f32]) -> f32 {
+    (samples.iter().map(|x| x * x).sum::<f32>() / samples.len().max(1) as f32).sqrt()
+}
+
 /// Whether the audio around `at_ms` (in `clip`) is a pause: its level over ±`QUIET_SPAN_MS` is
-/// at most `QUIET_RATIO` of the clip's, so a cut there splits no word.
-fn is_quiet(clip: &[f32], at_ms: u64) -> bool {
-    let rms = |s: &[f32]| (s.iter().map(|x| x * x).sum::<f32>() / s.len().max(1) as f32).sqrt();
+/// at most `QUIET_RATIO` of the clip's (`clip_level`), so a cut there splits no word.
+fn is_quiet(clip: &[f32], clip_level: f32, at_ms: u64) -> bool {
     let at = ms_to_samples(at_ms) as usize;
     let span = ms_to_samples(QUIET_SPAN_MS) as usize;
     if at + span > clip.len() || at < span {
         return false;
     }
-    rms(&clip[at - span..at + span]) <= QUIET_RATIO * rms(clip)
+    rms(&clip[at - span..at + span]) <= QUIET_RATIO * clip_level
 }
 const QUIET_SPAN_MS: u64 = 60;
 const QUIET_RATIO: f32 = 0.1;
@@ -304,8 +307,11 @@ impl LiveAnswer {
         // words they got right before ("post-mortem", then "most bottom"), and only a longer
         // agreement replaces it.
         if let [earlier, later] = &self.hypotheses[..] {
-            let clip = &self.audio[(later.clip_start_sample as usize).min(self.audio.len())..];
-            if let Some(prefix) = agreement::agreed_prefix(earlier, later, |cut_ms| is_quiet(clip, cut_ms)) {
+            let start = (later.clip_start_sample as usize).min(self.audio.len());
+            let end = (start + ms_to_samples(later.clip_ms) as usize).min(self.audio.len());
+            let clip = &self.audio[start..end];
+            let level = rms(clip);
+            if let Some(prefix) = agreement::agreed_prefix(earlier, later, |cut_ms| is_quiet(clip, level, cut_ms)) {
                 let start = later.clip_start_sample;
                 let longer = self.settled.as_ref().is_none_or(|(s, p)| *s != start || p.cut_ms < prefix.cut_ms);
                 if longer {

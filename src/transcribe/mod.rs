@@ -16,6 +16,13 @@ pub struct TextPiece {
     pub end_ms: u64,
 }
 
+impl TextPiece {
+    /// The same piece on a clock that starts `offset_ms` earlier (a clip cut from a longer one).
+    pub fn shifted(self, offset_ms: u64) -> Self {
+        Self { text: self.text, start_ms: self.start_ms + offset_ms, end_ms: self.end_ms + offset_ms }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum TranscribeError {
     #[error("transcription failed: {0}")]

@@ -239,11 +239,7 @@ impl WhisperTranscriber {
             self.last_windows += 1;
             let rest = &audio[(offset_ms as usize * 16).min(audio.len())..];
             let window = self.decode_window(rest, context.as_deref(), interrupt.clone(), true, offset_ms > 0)?;
-            pieces.extend(window.pieces.into_iter().map(|p| TextPiece {
-                text: p.text,
-                start_ms: p.start_ms + offset_ms,
-                end_ms: p.end_ms + offset_ms,
-            }));
+            pieces.extend(window.pieces.into_iter().map(|p| p.shifted(offset_ms)));
             if !window.wants_more {
                 return Ok(pieces);
             }
@@ -264,11 +260,7 @@ impl WhisperTranscriber {
                 _ => {
                     let window =
                         self.decode_window(rest, context.as_deref(), interrupt.clone(), false, offset_ms > 0)?;
-                    pieces.extend(window.pieces.into_iter().map(|p| TextPiece {
-                        text: p.text,
-                        start_ms: p.start_ms + offset_ms,
-                        end_ms: p.end_ms + offset_ms,
-                    }));
+                    pieces.extend(window.pieces.into_iter().map(|p| p.shifted(offset_ms)));
                     return Ok(pieces);
                 }
             }

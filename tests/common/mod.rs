@@ -251,6 +251,14 @@ pub fn speak_16k(text: &str) -> Vec<f32> {
     out
 }
 
+/// espeak speech at 16 kHz without espeak's own trailing silence: tests add the pauses they mean.
+pub fn speak_16k_trimmed(text: &str) -> Vec<f32> {
+    let mut out = speak_16k(text);
+    let end = out.iter().rposition(|x| x.abs() > 0.01).map_or(0, |i| i + 1);
+    out.truncate(end);
+    out
+}
+
 pub fn silence(ms: u64, rate: u32) -> Vec<i16> {
     vec![0; (rate as u64 * ms / 1000) as usize]
 }
