@@ -168,12 +168,7 @@ async fn postgres_gone_mid_answer_is_storage_unavailable_and_the_answer_resumes(
     use sqlx::Connection;
     let name = url.rsplit('/').next().unwrap().to_string();
     let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(&name)
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    sqlx::query(&format!("ALTER DATABASE \"{name}\" RENAME TO \"{name}_away\"")).execute(&mut admin).await.unwrap();
+    take_database_away(&mut admin, &name).await;
 
     // More audio: the server cannot commit it and says so.
     let second = audio(1_000, 2);
@@ -187,7 +182,7 @@ async fn postgres_gone_mid_answer_is_storage_unavailable_and_the_answer_resumes(
     let health = reqwest::get(app.url("/healthz")).await.unwrap();
     assert_eq!(health.status(), 200, "the server is still up");
 
-    sqlx::query(&format!("ALTER DATABASE \"{name}_away\" RENAME TO \"{name}\"")).execute(&mut admin).await.unwrap();
+    bring_database_back(&mut admin, &name).await;
     // Back: the answer resumes from what was stored, all of it intact.
     let (mut client, seen) = reconnect(&app.ws, &session).await;
     let resumed_at = of_type(&seen, "stored").last().unwrap()["audio_ms"].as_u64().unwrap();

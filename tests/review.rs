@@ -194,18 +194,13 @@ async fn a_database_outage_is_503_and_passes_on_its_own() {
     };
     // Take the database away: its connections are cut and it cannot be reached by name.
     let mut conn = admin().await;
-    sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-        .bind(&name)
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query(&format!("ALTER DATABASE \"{name}\" RENAME TO \"{name}_away\"")).execute(&mut conn).await.unwrap();
+    take_database_away(&mut conn, &name).await;
     let r = get(&app, &session, &path).await;
     assert_eq!(r.status(), 503);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["code"], "database_unavailable");
     assert!(!body.to_string().contains(&name), "no internals in errors: {body}");
-    sqlx::query(&format!("ALTER DATABASE \"{name}_away\" RENAME TO \"{name}\"")).execute(&mut conn).await.unwrap();
+    bring_database_back(&mut conn, &name).await;
     // Back: the next request succeeds without a restart.
     let r = get(&app, &session, &path).await;
     assert_eq!(r.status(), 200);

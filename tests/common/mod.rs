@@ -145,6 +145,35 @@ impl Db {
     }
 }
 
+/// A PostgreSQL outage for one test's database: its connections are cut and it is renamed, so
+/// it cannot be reached by name until `bring_database_back`. `admin` is a connection to another
+/// database on the same server.
+pub async fn take_database_away(admin: &mut sqlx::PgConnection, name: &str) {
+    // A backend ends a moment after pg_terminate_backend returns, and the server's pool may
+    // reconnect in between, so the rename is retried while PostgreSQL still reports the database
+    // in use (55006). A CI run failed on this race.
+    for tries in 0.. {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
+            .bind(name)
+            .execute(&mut *admin)
+            .await
+            .unwrap();
+        let renamed = sqlx::query(&format!("ALTER DATABASE \"{name}\" RENAME TO \"{name}_away\"")).execute(&mut *admin).await;
+        match renamed {
+            Ok(_) => return,
+            Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55006") && tries < 50 => {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("taking database {name} away: {e}"),
+        }
+    }
+}
+
+/// Ends the outage `take_database_away` made.
+pub async fn bring_database_back(admin: &mut sqlx::PgConnection, name: &str) {
+    sqlx::query(&format!("ALTER DATABASE \"{name}_away\" RENAME TO \"{name}\"")).execute(&mut *admin).await.unwrap();
+}
+
 pub async fn spawn_app(db: &Db) -> TestApp {
     spawn_app_with(db, Limits::default()).await
 }
