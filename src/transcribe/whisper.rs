@@ -128,6 +128,16 @@ pub fn audio_ctx_for(samples: usize) -> usize {
     (samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + AUDIO_CTX_MARGIN).next_multiple_of(AUDIO_CTX_ALIGN).min(FULL_AUDIO_CTX)
 }
 
+/// The encoder context for one window: fitted to its audio, and for the rest of a clip (`tail_of`
+/// the whole clip's context) at least `TAIL_MIN_AUDIO_CTX`, but never more than the clip's own.
+fn window_audio_ctx(samples: usize, tail_of: Option<usize>) -> usize {
+    let fitted = audio_ctx_for(samples);
+    match tail_of {
+        None => fitted,
+        Some(clip_ctx) => fitted.max(TAIL_MIN_AUDIO_CTX.min(clip_ctx)),
+    }
+}
+
 impl Transcriber for WhisperTranscriber {
     fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
         self.run(audio, None)
@@ -183,7 +193,9 @@ const PROMPTLESS_TAIL_MS: u64 = 5_000;
 /// context, mostly padding; fitted tight to a 2 s tail, tiny.en dropped words ("the metrics and
 /// the traces" came out "and the traces", then filtered as unsure). 512 positions (10 s) kept
 /// them and the bench's word error rate went from 0.214 to 0.207 (384: 0.212, 256: 0.217), still
-/// at well under the cost of a second full-context window.
+/// at well under the cost of a second full-context window. Never more than the whole clip's own
+/// context, though, which is what whisper.cpp would give it: the rest of a 7 s clip took 281 ms
+/// at 512 positions, nearly as long as the clip's first window at 432.
 const TAIL_MIN_AUDIO_CTX: usize = 512;
 /// A bound on the windows one clip takes; each takes at least `MIN_TAIL_MS` of audio, and a clip
 /// is at most 30 s, but the bound does not rest on whisper's timestamps being sane.
@@ -234,11 +246,13 @@ impl WhisperTranscriber {
         let mut pieces = Vec::new();
         let mut context = prompt.map(str::to_string);
         let mut offset_ms = 0u64;
+        let clip_ctx = audio_ctx_for(audio.len());
         self.last_windows = 0;
         for _ in 0..MAX_WINDOWS {
             self.last_windows += 1;
             let rest = &audio[(offset_ms as usize * 16).min(audio.len())..];
-            let window = self.decode_window(rest, context.as_deref(), interrupt.clone(), true, offset_ms > 0)?;
+            let tail_of = (offset_ms > 0).then_some(clip_ctx);
+            let window = self.decode_window(rest, context.as_deref(), interrupt.clone(), true, tail_of)?;
             pieces.extend(window.pieces.into_iter().map(|p| p.shifted(offset_ms)));
             if !window.wants_more {
                 return Ok(pieces);
@@ -258,8 +272,7 @@ impl WhisperTranscriber {
                 }
                 // whisper moved on without a timestamp to say where: let it do the rest its own way.
                 _ => {
-                    let window =
-                        self.decode_window(rest, context.as_deref(), interrupt.clone(), false, offset_ms > 0)?;
+                    let window = self.decode_window(rest, context.as_deref(), interrupt.clone(), false, tail_of)?;
                     pieces.extend(window.pieces.into_iter().map(|p| p.shifted(offset_ms)));
                     return Ok(pieces);
                 }
@@ -270,14 +283,15 @@ impl WhisperTranscriber {
 
     /// One bounded whisper call: tokens capped by the clip's length, and aborted when it runs
     /// past a wall-clock budget, so no input can hold a worker for long. With `one_window`,
-    /// whisper stops before encoding a second window; a `tail` is the rest of a clip after one.
+    /// whisper stops before encoding a second window. `tail_of` is set for the rest of a clip
+    /// after a window: the whole clip's encoder context.
     fn decode_window(
         &mut self,
         audio: &[f32],
         prompt: Option<&str>,
         interrupt: Option<Interrupt>,
         one_window: bool,
-        tail: bool,
+        tail_of: Option<usize>,
     ) -> Result<Window, TranscribeError> {
         let mut padded;
         let audio = if audio.len() < MIN_SAMPLES {
@@ -329,11 +343,7 @@ impl WhisperTranscriber {
                 );
             }
         }
-        let audio_ctx = match (self.trim_audio_ctx, tail) {
-            (false, _) => FULL_AUDIO_CTX,
-            (true, false) => audio_ctx_for(audio.len()),
-            (true, true) => audio_ctx_for(audio.len()).max(TAIL_MIN_AUDIO_CTX),
-        };
+        let audio_ctx = if self.trim_audio_ctx { window_audio_ctx(audio.len(), tail_of) } else { FULL_AUDIO_CTX };
         if self.trim_audio_ctx {
             params.set_audio_ctx(audio_ctx as i32);
         }
@@ -421,7 +431,7 @@ pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32])
 
 #[cfg(test)]
 mod tests {
-    use super::{audio_ctx_for, is_repetitive, TextPiece};
+    use super::{audio_ctx_for, is_repetitive, window_audio_ctx, TextPiece};
 
     fn pieces(text: &str) -> Vec<TextPiece> {
         vec![TextPiece { text: text.into(), start_ms: 0, end_ms: 1000 }]
@@ -434,6 +444,18 @@ mod tests {
             "We rolled back the deploy, paged the on-call engineer and posted updates every thirty minutes."
         )));
         assert!(!is_repetitive(&pieces("Yes, yes, yes.")));
+    }
+
+    #[test]
+    fn the_rest_of_a_clip_gets_the_least_context_but_never_more_than_the_clip() {
+        let two_s = 16_000 * 2;
+        assert_eq!(window_audio_ctx(two_s, None), 176, "a clip of its own: fitted");
+        // After a 20 s clip (context 1072): the minimum of 512.
+        assert_eq!(window_audio_ctx(two_s, Some(audio_ctx_for(16_000 * 20))), 512);
+        // After a 7.2 s clip (context 432): no more than the clip had, as in whisper.cpp.
+        assert_eq!(window_audio_ctx(two_s, Some(audio_ctx_for(16 * 7_224))), 432);
+        // A long rest keeps its fitted context.
+        assert_eq!(window_audio_ctx(16_000 * 12, Some(audio_ctx_for(16_000 * 25))), audio_ctx_for(16_000 * 12));
     }
 
     #[test]

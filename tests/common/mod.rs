@@ -153,12 +153,15 @@ pub async fn take_database_away(admin: &mut sqlx::PgConnection, name: &str) {
     // reconnect in between, so the rename is retried while PostgreSQL still reports the database
     // in use (55006). A CI run failed on this race.
     for tries in 0.. {
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()")
-            .bind(name)
-            .execute(&mut *admin)
-            .await
-            .unwrap();
-        let renamed = sqlx::query(&format!("ALTER DATABASE \"{name}\" RENAME TO \"{name}_away\"")).execute(&mut *admin).await;
+        sqlx::query(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        )
+        .bind(name)
+        .execute(&mut *admin)
+        .await
+        .unwrap();
+        let renamed =
+            sqlx::query(&format!("ALTER DATABASE \"{name}\" RENAME TO \"{name}_away\"")).execute(&mut *admin).await;
         match renamed {
             Ok(_) => return,
             Err(sqlx::Error::Database(e)) if e.code().as_deref() == Some("55006") && tries < 50 => {
