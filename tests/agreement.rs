@@ -8,8 +8,8 @@ use viva::bench::word_error_rate;
 use viva::session::{agreement, LiveAnswer, LiveEvent, StretchJob};
 use viva::transcribe::{JobKind, TextPiece};
 
-/// Two sentences with a pause between them (500 ms: one stretch, which closes after 600 ms),
-/// where whisper puts a segment boundary: the one place a prefix may be cut.
+/// Two sentences with a pause between them (500 ms: one stretch, which closes after 600 ms), and
+/// a comma's pause in the second: the places a prefix may be cut.
 const FIRST: &str = "Afterwards we held a blameless postmortem and wrote a runbook.";
 const SECOND: &str = "Errors dropped by ninety five percent after the regression test and the alert went in, \
 and we have not had a repeat since.";
@@ -46,7 +46,6 @@ async fn the_final_transcribes_only_what_the_partials_did_not_settle() {
     let engine = common::engine();
     let mut audio = vec![0.0; 16 * 1_000];
     audio.extend(common::speak_16k_trimmed(FIRST));
-    let pause_ms = (audio.len() / 16) as u64..(audio.len() / 16) as u64 + 500;
     audio.extend(vec![0.0; 16 * 500]);
     audio.extend(common::speak_16k_trimmed(SECOND));
     audio.extend(vec![0.0; 16 * 300]);
@@ -55,12 +54,15 @@ async fn the_final_transcribes_only_what_the_partials_did_not_settle() {
     let prefix = live.agreed_prefix(&job).unwrap_or_else(|| panic!("no agreement; partials:\n{}", partials.join("\n")));
     let clip = std::mem::take(&mut job.audio);
     let clip_ms = clip.len() as u64 / 16;
-    // The cut is in the pause, not in a word.
-    let cut_in_answer_ms = job.clip_start_sample / 16 + prefix.cut_ms;
-    assert!(pause_ms.contains(&cut_in_answer_ms), "cut at {cut_in_answer_ms} ms, the pause is {pause_ms:?}");
+    // The cut is in a pause, not in a word: the audio 30 ms either side of it is silent.
+    let cut = (job.clip_start_sample + prefix.cut_ms * 16) as usize;
+    let peak = |samples: &[f32]| samples.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+    let around = peak(&audio[cut - 480..cut + 480]);
+    assert!(around < 0.05 * peak(&audio), "cut at {} ms is in speech (peak {around})", cut / 16);
 
     let rest = clip[(prefix.cut_ms * 16) as usize..].to_vec();
-    let joined = agreement::join(prefix, engine.transcribe(rest, JobKind::Closing).await.unwrap());
+    let before = Some(words(&prefix.pieces));
+    let joined = agreement::join(prefix, engine.transcribe_after(rest, JobKind::Closing, before).await.unwrap());
     let whole = engine.transcribe(clip, JobKind::Closing).await.unwrap();
 
     // The words on both sides of the cut are there, once; the settled part is the partials' reading,
@@ -149,7 +151,8 @@ async fn both_ways(
             *settled += 1;
             *settled_ms += prefix.cut_ms;
             let rest = clip[(prefix.cut_ms * 16) as usize..].to_vec();
-            agreement::join(prefix, engine.transcribe(rest, JobKind::Final).await.unwrap())
+            let before = Some(words(&prefix.pieces));
+            agreement::join(prefix, engine.transcribe_after(rest, JobKind::Final, before).await.unwrap())
         }
         None => whole.clone(),
     };

@@ -1,11 +1,9 @@
 //! Local agreement between successive partial transcriptions of the stretch still open: the
-//! leading segments two of them agree on are taken as settled (the policy of whisper_streaming,
-//! applied to whole whisper segments rather than words).
+//! leading words two of them agree on are taken as settled (the policy of whisper_streaming),
+//! up to a pause between words.
 //!
 //! Why: when the candidate ends the answer, the open stretch (up to 12 s or more) has to be
-//! transcribed while they wait. With a settled prefix, only the audio after it is, from the
-//! boundary whisper itself put there, which is how whisper.cpp moves from one window to the
-//! next on long audio.
+//! transcribed while they wait. With a settled prefix, only the audio after it is.
 
 use crate::transcribe::TextPiece;
 
@@ -17,7 +15,7 @@ pub struct Hypothesis {
     pub pieces: Vec<TextPiece>,
 }
 
-/// The settled pieces, and where in the clip (ms) the rest starts.
+/// The settled pieces (a sentence each), and where in the clip (ms) the rest starts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AgreedPrefix {
     pub pieces: Vec<TextPiece>,
@@ -27,17 +25,19 @@ pub struct AgreedPrefix {
 /// A segment counts as settled only if it ended this long before the earlier clip did: a word
 /// cut off by a clip's end reads differently once more audio follows it.
 const SETTLED_BEFORE_END_MS: u64 = 1_000;
-/// The two hypotheses must place the boundary after a segment this close (whisper's timestamps
-/// come in 20 ms steps and move a little as the clip grows).
+/// The two hypotheses must place the end of each piece this close (whisper's timestamps come in
+/// 10–20 ms steps and move a little as the clip grows).
 const BOUNDARY_TOLERANCE_MS: u64 = 200;
 /// A prefix shorter than this saves too little to be worth the seam.
 const MIN_CUT_MS: u64 = 2_000;
 
-/// The leading pieces both hypotheses give with the same words and the same end, never the later
-/// one's last piece (still being spoken), each ending well before the earlier clip's end; cut
-/// after the last of them that ends where `quiet` says the audio is silent. whisper often ends a
-/// segment mid-phrase ("a circuit breaker around the | database client"): a cut there splits
-/// words between two clips, and on the bench recordings it cost more accuracy than it saved time.
+/// The leading pieces (words, for whisper's partials) both hypotheses give with the same words and
+/// the same end, never the later one's last piece (still being spoken), each ending well before
+/// the earlier clip's end; cut after the last of them that ends where `quiet` says the audio is
+/// silent. A cut must fall in a pause: whisper's segments often end mid-phrase ("a circuit
+/// breaker around the | database client"), and a cut there split words between two clips and
+/// cost more accuracy than it saved time. Word times are estimates, so the pause is looked for
+/// a little either side of the word's end.
 pub fn agreed_prefix(earlier: &Hypothesis, later: &Hypothesis, quiet: impl Fn(u64) -> bool) -> Option<AgreedPrefix> {
     if earlier.clip_start_sample != later.clip_start_sample || later.clip_ms <= earlier.clip_ms {
         return None;
@@ -53,10 +53,52 @@ pub fn agreed_prefix(earlier: &Hypothesis, later: &Hypothesis, quiet: impl Fn(u6
                 && b.end_ms <= settled_by
         })
         .count();
-    let settled = (1..=agreed).rev().find(|&n| quiet(later.pieces[n - 1].end_ms))?;
-    let pieces = later.pieces[..settled].to_vec();
-    let cut_ms = pieces.last()?.end_ms;
-    (cut_ms >= MIN_CUT_MS).then_some(AgreedPrefix { pieces, cut_ms })
+    let (settled, cut_ms) = (1..=agreed).rev().filter(|&n| ends_clause(&later.pieces[n - 1].text)).find_map(|n| {
+        let end = later.pieces[n - 1].end_ms;
+        let after_previous = if n > 1 { later.pieces[n - 2].end_ms } else { 0 };
+        let before_next = later.pieces.get(n).map_or(end, |next| next.start_ms.max(end));
+        [end, end + PAUSE_SEARCH_MS, end.saturating_sub(PAUSE_SEARCH_MS)]
+            .into_iter()
+            .filter(|&at| at > after_previous && at <= before_next + PAUSE_SEARCH_MS)
+            .find(|&at| quiet(at))
+            .map(|at| (n, at))
+    })?;
+    if cut_ms < MIN_CUT_MS {
+        return None;
+    }
+    let mut words = later.pieces[..settled].to_vec();
+    let last = words.last_mut()?;
+    last.end_ms = last.end_ms.min(cut_ms);
+    Some(AgreedPrefix { pieces: sentences(words), cut_ms })
+}
+
+/// Whether a piece ends a sentence or clause. Only there is a cut made: whisper's word times are
+/// least sure at the start of a phrase (a sentence's first word was timed inside the pause
+/// before it, so the cut put its audio after the cut and the word came out twice), and a
+/// silence inside a phrase may be a stop consonant's closure.
+fn ends_clause(text: &str) -> bool {
+    text.trim_end().ends_with(['.', ',', '?', '!', ';', ':'])
+}
+
+/// How far either side of a word's estimated end a pause is looked for.
+const PAUSE_SEARCH_MS: u64 = 80;
+
+/// Joins pieces into sentences: a piece that does not end one runs on into the next.
+fn sentences(pieces: Vec<TextPiece>) -> Vec<TextPiece> {
+    let mut out: Vec<TextPiece> = Vec::new();
+    let mut open = false;
+    for piece in pieces {
+        match out.last_mut() {
+            Some(sentence) if open => {
+                sentence.text.push(' ');
+                sentence.text.push_str(&piece.text);
+                sentence.end_ms = piece.end_ms;
+            }
+            _ => out.push(piece.clone()),
+        }
+        open = !piece.text.trim_end().ends_with(['.', '?', '!']);
+    }
+    out
 }
 
 fn same_words(a: &str, b: &str) -> bool {
@@ -97,16 +139,16 @@ mod tests {
         let later = hypothesis(
             10_000,
             &[
-                ("We paged the on call", 0, 3_040),
+                ("We paged the on call.", 0, 3_040),
                 ("Then we rolled back the deploy.", 3_040, 7_000),
                 ("And", 7_000, 10_000),
             ],
         );
         let prefix = agreed_prefix(&earlier, &later, |_| true).expect("a prefix");
-        assert_eq!(prefix.pieces, vec![piece("We paged the on call", 0, 3_040)]);
+        assert_eq!(prefix.pieces, vec![piece("We paged the on call.", 0, 3_040)]);
         assert_eq!(prefix.cut_ms, 3_040);
         // Never cut where the audio is not a pause.
-        assert_eq!(agreed_prefix(&earlier, &later, |ms| ms != 3_040), None);
+        assert_eq!(agreed_prefix(&earlier, &later, |ms| !(2_900..3_200).contains(&ms)), None);
     }
 
     #[test]
@@ -135,6 +177,44 @@ mod tests {
         let earlier = hypothesis(9_000, &[("We paged the on-call.", 0, 3_000), ("Then", 3_000, 9_000)]);
         assert_eq!(agreed_prefix(&earlier, &other, |_| true), None);
         assert_eq!(agreed_prefix(&earlier, &earlier, |_| true), None);
+    }
+
+    #[test]
+    fn words_are_settled_up_to_a_pause_and_joined_into_sentences() {
+        let words = |clip_ms: u64, n: usize| {
+            let all = [
+                ("We", 0, 300),
+                ("paged", 300, 800),
+                ("on-call.", 800, 1_500),
+                ("Then", 1_900, 2_200),
+                ("we", 2_200, 2_400),
+                ("rolled", 2_400, 2_900),
+                ("back,", 2_900, 3_400),
+                ("and", 3_700, 3_900),
+                ("it", 3_900, 4_100),
+                ("held.", 4_100, 4_600),
+            ];
+            hypothesis(clip_ms, &all[..n])
+        };
+        let earlier = words(5_000, 9);
+        let later = words(6_000, 10);
+        // Pauses after "on-call." (1.5–1.9 s) and "back," (3.4–3.7 s); the estimate of where
+        // "back," ends is 60 ms early, so the pause is found 80 ms after it.
+        let quiet = |ms: u64| (1_500..1_900).contains(&ms) || (3_460..3_700).contains(&ms);
+        let prefix = agreed_prefix(&earlier, &later, quiet).expect("a prefix");
+        assert_eq!(prefix.cut_ms, 3_480);
+        assert_eq!(
+            prefix.pieces,
+            vec![piece("We paged on-call.", 0, 1_500), piece("Then we rolled back,", 1_900, 3_400)]
+        );
+        // Words that end less than a second before the earlier clip's end are not settled yet.
+        let earlier = words(4_000, 8);
+        let later = words(5_000, 9);
+        assert_eq!(agreed_prefix(&earlier, &later, quiet), None, "a cut at 1.5 s is too short");
+        // A pause after a word that ends no clause ("Then") is not cut either.
+        assert_eq!(agreed_prefix(&words(5_000, 9), &words(6_000, 10), |ms| (2_150..2_250).contains(&ms)), None);
+        // No pause anywhere near a word's end: no cut.
+        assert_eq!(agreed_prefix(&words(5_000, 9), &words(6_000, 10), |ms| ms == 3_600), None);
     }
 
     #[test]

@@ -25,7 +25,11 @@ pub enum JobKind {
     Closing,
     /// A stretch closed while the candidate goes on speaking.
     Final,
-    /// A hypothesis for the stretch still open: a nicety, dropped or interrupted under load.
+    /// The open stretch, transcribed once the candidate has paused: the final text if the pause
+    /// goes on. Waits and gives way like a partial, but its pieces are whisper's segments.
+    Pause,
+    /// A hypothesis for the stretch still open, word by word: a nicety, dropped or interrupted
+    /// under load.
     Partial,
 }
 
@@ -44,6 +48,8 @@ type Reply = oneshot::Sender<Result<Vec<TextPiece>, TranscribeError>>;
 struct Job {
     kind: JobKind,
     audio: Vec<f32>,
+    /// Settled text the audio follows, for whisper's context.
+    before: Option<String>,
     reply: Reply,
     /// Room in the queue, given back when a worker takes the job.
     _room: OwnedSemaphorePermit,
@@ -70,7 +76,8 @@ impl Queues {
 struct Shared {
     queues: Mutex<Queues>,
     work: Condvar,
-    /// Jobs other than partials waiting for a worker: a running partial gives way while > 0.
+    /// Closing and final jobs waiting for a worker: a running pause decode or partial gives way
+    /// while > 0.
     urgent_waiting: Arc<AtomicUsize>,
     /// Workers decoding right now.
     busy_workers: AtomicUsize,
@@ -85,7 +92,7 @@ impl Shared {
         match job.kind {
             JobKind::Closing => queues.closing.push_back(job),
             JobKind::Final => queues.finals.push_back(job),
-            JobKind::Partial => queues.partials.push_back(job),
+            JobKind::Pause | JobKind::Partial => queues.partials.push_back(job),
         }
         drop(queues);
         self.work.notify_one();
@@ -97,7 +104,7 @@ impl Shared {
         let mut queues = self.queues.lock().expect("engine queue lock");
         loop {
             if let Some(job) = queues.pop() {
-                if job.kind != JobKind::Partial {
+                if job.kind.is_urgent() {
                     self.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
                 }
                 return Some(job);
@@ -107,6 +114,13 @@ impl Shared {
             }
             queues = self.work.wait(queues).expect("engine queue lock");
         }
+    }
+}
+
+impl JobKind {
+    /// Whether a running pause decode or partial gives way to this job.
+    fn is_urgent(self) -> bool {
+        matches!(self, JobKind::Closing | JobKind::Final)
     }
 }
 
@@ -160,17 +174,21 @@ impl Engine {
                         }
                     };
                     drop(ready);
-                    while let Some(Job { kind, audio, reply, _room: room }) = shared.take() {
+                    while let Some(Job { kind, audio, before, reply, _room: room }) = shared.take() {
                         // Taken by a worker: its place in the queue is free again.
                         drop(room);
                         if reply.is_closed() {
                             continue;
                         }
                         shared.busy_workers.fetch_add(1, Ordering::SeqCst);
+                        let interrupt = || Interrupt::when_waiting(&shared.urgent_waiting);
                         let result = match kind {
-                            JobKind::Partial => transcriber
-                                .transcribe_interruptible(&audio, Interrupt::when_waiting(&shared.urgent_waiting)),
-                            _ => transcriber.transcribe(&audio),
+                            JobKind::Partial => transcriber.transcribe_words(&audio, interrupt()),
+                            JobKind::Pause => transcriber.transcribe_interruptible(&audio, interrupt()),
+                            JobKind::Closing | JobKind::Final => match &before {
+                                Some(before) => transcriber.transcribe_after(&audio, before),
+                                None => transcriber.transcribe(&audio),
+                            },
                         };
                         shared.busy_workers.fetch_sub(1, Ordering::SeqCst);
                         let _ = reply.send(result);
@@ -210,8 +228,22 @@ impl Engine {
     /// queue; a partial one is refused at once when the queue is full, and comes back `Busy`
     /// when it gave way to more urgent work.
     pub async fn transcribe(&self, audio: Vec<f32>, kind: JobKind) -> Result<Vec<TextPiece>, EngineError> {
+        self.transcribe_after(audio, kind, None).await
+    }
+
+    /// Like [`Engine::transcribe`], for audio that follows `before`, text already settled (see
+    /// [`Transcriber::transcribe_after`](super::Transcriber::transcribe_after)); partials and
+    /// pause decodes ignore it.
+    pub async fn transcribe_after(
+        &self,
+        audio: Vec<f32>,
+        kind: JobKind,
+        before: Option<String>,
+    ) -> Result<Vec<TextPiece>, EngineError> {
         let room = match kind {
-            JobKind::Partial => self.room.clone().try_acquire_owned().map_err(|_| EngineError::Busy)?,
+            JobKind::Pause | JobKind::Partial => {
+                self.room.clone().try_acquire_owned().map_err(|_| EngineError::Busy)?
+            }
             JobKind::Closing | JobKind::Final => {
                 match tokio::time::timeout(self.queue_wait, self.room.clone().acquire_owned()).await {
                     Err(_) => return Err(EngineError::Busy),
@@ -222,11 +254,11 @@ impl Engine {
         };
         let (reply, response) = oneshot::channel();
         let shared = &self.owner.shared;
-        if kind != JobKind::Partial {
+        if kind.is_urgent() {
             shared.urgent_waiting.fetch_add(1, Ordering::SeqCst);
         }
-        if shared.push(Job { kind, audio, reply, _room: room }).is_err() {
-            if kind != JobKind::Partial {
+        if shared.push(Job { kind, audio, before, reply, _room: room }).is_err() {
+            if kind.is_urgent() {
                 shared.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
             }
             return Err(EngineError::Stopped);
@@ -362,6 +394,16 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(4));
         assert_eq!(*done.lock().unwrap(), vec![1.0]);
         assert_eq!(engine.busy_workers(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_running_pause_decode_gives_way_to_a_closing_stretch() {
+        let (engine, done) = engine(8, 1000);
+        let pause = spawn(&engine, vec![5_000.0, 9.0], JobKind::Pause);
+        settle().await;
+        engine.transcribe(vec![1.0, 1.0], JobKind::Closing).await.unwrap();
+        assert!(matches!(pause.await.unwrap(), Err(EngineError::Busy)));
+        assert_eq!(*done.lock().unwrap(), vec![1.0]);
     }
 
     #[tokio::test]

@@ -63,6 +63,22 @@ pub trait Transcriber: Send {
         let _ = interrupt;
         self.transcribe(audio)
     }
+
+    /// A hypothesis for a stretch still open: like [`Transcriber::transcribe_interruptible`], but
+    /// one piece per word, so that two successive hypotheses can agree on the words before a
+    /// pause inside the stretch (see `session::agreement`). Transcribers without word times
+    /// give their usual pieces.
+    fn transcribe_words(&mut self, audio: &[f32], interrupt: Interrupt) -> Result<Vec<TextPiece>, TranscribeError> {
+        self.transcribe_interruptible(audio, interrupt)
+    }
+
+    /// Like [`Transcriber::transcribe`], for audio that follows `before`, text already settled:
+    /// whisper reads it as context, as whisper.cpp does between windows. Transcribers without
+    /// a prompt ignore it.
+    fn transcribe_after(&mut self, audio: &[f32], before: &str) -> Result<Vec<TextPiece>, TranscribeError> {
+        let _ = before;
+        self.transcribe(audio)
+    }
 }
 
 /// Makes one [`Transcriber`] per worker thread from a model loaded once.

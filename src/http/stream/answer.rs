@@ -169,7 +169,11 @@ impl Conn {
             }
             if let Some(prefix) = prefix {
                 let rest = audio[(ms_to_samples(prefix.cut_ms) as usize).min(audio.len())..].to_vec();
-                let result = engine.transcribe(rest, kind).await.map(|pieces| agreement::join(prefix, pieces));
+                let before = prefix.pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ");
+                let result = engine
+                    .transcribe_after(rest, kind, Some(before))
+                    .await
+                    .map(|pieces| agreement::join(prefix, pieces));
                 return (index, job, result);
             }
             let result = engine.transcribe(audio, kind).await;
@@ -194,7 +198,7 @@ impl Conn {
             let engine = self.state.engine.clone();
             let audio = std::mem::take(&mut job.audio);
             let clip_len = audio.len();
-            let task = tokio::spawn(async move { engine.transcribe(audio, JobKind::Partial).await });
+            let task = tokio::spawn(async move { engine.transcribe(audio, JobKind::Pause).await });
             self.pause_decode = Some(PauseDecode {
                 index,
                 stretch_end_sample: job.stretch.end_sample,
