@@ -16,6 +16,11 @@ pub struct TextPiece {
     pub end_ms: u64,
 }
 
+/// The pieces' text, one after another, as a reader sees it.
+pub fn joined_text(pieces: &[TextPiece]) -> String {
+    pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ")
+}
+
 impl TextPiece {
     /// The same piece on a clock that starts `offset_ms` earlier (a clip cut from a longer one).
     pub fn shifted(self, offset_ms: u64) -> Self {

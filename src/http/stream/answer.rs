@@ -169,7 +169,7 @@ impl Conn {
             }
             if let Some(prefix) = prefix {
                 let rest = audio[(ms_to_samples(prefix.cut_ms) as usize).min(audio.len())..].to_vec();
-                let before = prefix.pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ");
+                let before = crate::transcribe::joined_text(&prefix.pieces);
                 let result = engine
                     .transcribe_after(rest, kind, Some(before))
                     .await
@@ -269,7 +269,7 @@ impl Conn {
             return;
         }
         live.note_partial(&job, &pieces);
-        let text = pieces.iter().map(|p| p.text.as_str()).collect::<Vec<_>>().join(" ");
+        let text = crate::transcribe::joined_text(&pieces);
         let start_ms = crate::audio::samples_to_ms(job.stretch.start_sample);
         let end_ms = crate::audio::samples_to_ms(job.stretch.end_sample);
         self.outbox.push_back(ServerMessage::Partial { index, text, start_ms, end_ms });
