@@ -21,6 +21,8 @@ pub struct SegmenterConfig {
     pub soft_max_stretch_ms: u64,
     pub soft_close_after_silence_ms: u64,
     /// Longest stretch before it is cut, so one whisper call stays well under its 30 s window.
+    /// The cut falls at the quietest frame heard since the soft maximum, not at this instant,
+    /// which is most likely inside a word.
     pub max_stretch_ms: u64,
 }
 
@@ -63,8 +65,24 @@ struct Onset {
     voiced_frames: usize,
 }
 
+/// The quietest frame of the open stretch past the soft maximum: where a stretch that reaches the
+/// maximum is cut, with what the stretch held before it.
+#[derive(Debug, Clone, Copy)]
+struct QuietFrame {
+    /// The frame's middle, where the cut goes.
+    at_sample: u64,
+    energy: f32,
+    /// The open stretch's figures just before the frame.
+    voiced_before: u64,
+    longest_gap_before: u64,
+    /// Longest gap inside the stretch after the frame.
+    longest_gap_after: u64,
+}
+
 pub struct Segmenter {
     config: SegmenterConfig,
+    /// The open stretch's quietest frame past the soft maximum.
+    quiet: Option<QuietFrame>,
     detector: Box<Detector>,
     /// Samples not yet filling a whole VAD frame.
     carry: Vec<f32>,
@@ -76,7 +94,15 @@ pub struct Segmenter {
 
 impl Segmenter {
     pub fn new(config: SegmenterConfig) -> Self {
-        Self { config, detector: Detector::default_boxed(), carry: Vec::new(), position: 0, onset: None, open: None }
+        Self {
+            config,
+            quiet: None,
+            detector: Detector::default_boxed(),
+            carry: Vec::new(),
+            position: 0,
+            onset: None,
+            open: None,
+        }
     }
 
     /// Samples classified so far (the segmenter's position on the answer's clock).
@@ -99,7 +125,8 @@ impl Segmenter {
             let score = self.detector.predict_f32(frame);
             let voiced =
                 if self.open.is_some() { score >= self.config.threshold } else { score >= self.config.onset_threshold };
-            if let Some(stretch) = self.step(voiced) {
+            let energy = frame.iter().map(|x| x * x).sum::<f32>();
+            if let Some(stretch) = self.step(voiced, energy) {
                 closed.push(stretch);
             }
         }
@@ -109,6 +136,7 @@ impl Segmenter {
     /// Ends the audio: closes any open stretch (a short onset counts, the speaker may have been cut).
     pub fn finish(&mut self) -> Option<Stretch> {
         self.onset = None;
+        self.quiet = None;
         let position = self.position;
         self.open.take().map(|mut s| {
             s.silence_after_samples = position - s.end_sample;
@@ -116,20 +144,35 @@ impl Segmenter {
         })
     }
 
-    fn step(&mut self, voiced: bool) -> Option<Stretch> {
+    fn step(&mut self, voiced: bool, energy: f32) -> Option<Stretch> {
         let frame_start = self.position;
         let frame_end = frame_start + VAD_FRAME as u64;
         self.position = frame_end;
         let ms = |samples: u64| samples / 16;
 
         if let Some(open) = self.open.as_mut() {
+            if ms(frame_start - open.start_sample) >= self.config.soft_max_stretch_ms
+                && self.quiet.is_none_or(|q| energy < q.energy)
+            {
+                self.quiet = Some(QuietFrame {
+                    at_sample: frame_start + VAD_FRAME as u64 / 2,
+                    energy,
+                    voiced_before: open.voiced_samples,
+                    longest_gap_before: open.longest_gap_samples,
+                    longest_gap_after: 0,
+                });
+            }
             if voiced {
                 let gap = frame_start - open.end_sample;
                 open.longest_gap_samples = open.longest_gap_samples.max(gap);
+                // A gap counts for the part after the quiet frame only if it starts after it.
+                if let Some(quiet) = self.quiet.as_mut().filter(|q| q.at_sample <= open.end_sample) {
+                    quiet.longest_gap_after = quiet.longest_gap_after.max(gap);
+                }
                 open.end_sample = frame_end;
                 open.voiced_samples += VAD_FRAME as u64;
                 if ms(open.end_sample - open.start_sample) >= self.config.max_stretch_ms {
-                    return self.open.take();
+                    return self.cut_at_quietest();
                 }
                 return None;
             }
@@ -139,6 +182,7 @@ impl Segmenter {
                 || (long && silence >= self.config.soft_close_after_silence_ms)
             {
                 open.silence_after_samples = frame_end - open.end_sample;
+                self.quiet = None;
                 return self.open.take();
             }
             return None;
@@ -170,6 +214,29 @@ impl Segmenter {
         None
     }
 
+    /// Closes the open stretch, at its maximum length, at the quietest frame past the soft
+    /// maximum, most likely between two words (a cut inside a word loses it on both sides); the
+    /// speech after that frame opens the next stretch.
+    fn cut_at_quietest(&mut self) -> Option<Stretch> {
+        let open = self.open.take()?;
+        let Some(quiet) = self.quiet.take() else { return Some(open) };
+        let closed = Stretch {
+            start_sample: open.start_sample,
+            end_sample: quiet.at_sample,
+            voiced_samples: quiet.voiced_before,
+            longest_gap_samples: quiet.longest_gap_before,
+            silence_after_samples: 0,
+        };
+        self.open = Some(Stretch {
+            start_sample: closed.end_sample,
+            end_sample: open.end_sample,
+            voiced_samples: open.voiced_samples - quiet.voiced_before,
+            longest_gap_samples: quiet.longest_gap_after,
+            silence_after_samples: 0,
+        });
+        Some(closed)
+    }
+
     fn step_open_now(&mut self, start: u64, end: u64) -> Option<Stretch> {
         self.onset = None;
         self.open = Some(Stretch {
@@ -195,7 +262,7 @@ mod tests {
         let mut out = Vec::new();
         for &(voiced, n) in pattern {
             for _ in 0..n {
-                out.extend(seg.step(voiced));
+                out.extend(seg.step(voiced, if voiced { 1.0 } else { 0.0 }));
             }
         }
         out
@@ -231,6 +298,38 @@ mod tests {
         assert_eq!(closed[0].end_sample - closed[0].start_sample, 100 * 256);
         assert_eq!(closed[1].start_sample, closed[0].end_sample);
         assert_eq!(closed[0].silence_after_samples, 0);
+    }
+
+    #[test]
+    fn at_the_maximum_the_cut_falls_at_the_quietest_frame_past_the_soft_maximum() {
+        let mut seg =
+            Segmenter::new(SegmenterConfig { soft_max_stretch_ms: 1_600, max_stretch_ms: 3_200, ..Default::default() });
+        let mut closed = Vec::new();
+        // Speech all along, no pause long enough to close the stretch; the quietest frame is
+        // frame 90 (before the soft maximum at frame 100, so not a cut), then frame 150, a short
+        // gap with frame 160 (quieter), then 170 (quiet, but less so).
+        for i in 0..250u64 {
+            let (voiced, energy) = match i {
+                90 => (true, 0.01),
+                150 => (true, 0.2),
+                159..=161 => (false, if i == 160 { 0.05 } else { 0.3 }),
+                170 => (true, 0.1),
+                _ => (true, 1.0),
+            };
+            closed.extend(seg.step(voiced, energy));
+        }
+        assert_eq!(closed.len(), 1, "{closed:?}");
+        let cut = 160 * 256 + 128;
+        assert_eq!(closed[0].start_sample, 0);
+        assert_eq!(closed[0].end_sample, cut);
+        assert_eq!(closed[0].voiced_samples, 159 * 256);
+        assert_eq!(closed[0].silence_after_samples, 0);
+        // The speech after the cut is the next stretch, still open, with its own figures.
+        let open = seg.open_stretch().expect("the rest is open");
+        assert_eq!(open.start_sample, cut);
+        assert_eq!(open.end_sample, 250 * 256);
+        assert_eq!(open.voiced_samples, (250 - 162) * 256);
+        assert_eq!(open.longest_gap_samples, 0);
     }
 
     #[test]
