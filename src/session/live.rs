@@ -32,6 +32,10 @@ fn is_quiet(clip: &[f32], clip_level: f32, at_ms: u64) -> bool {
 }
 const QUIET_SPAN_MS: u64 = 60;
 const QUIET_RATIO: f32 = 0.1;
+/// A partial's words after a settled cut are those ending at least this far past it: the settled
+/// last word's estimated end may lie up to the pause search (80 ms) beyond the cut, and a word
+/// after it lasts longer than this.
+const AFTER_CUT_MS: u64 = 150;
 
 /// A stretch of speech that produced text, for timing; ms from the question.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -247,7 +251,7 @@ impl LiveAnswer {
         self.segmenter.open_stretch().is_some() && self.audio.len() as u64 >= self.next_partial_at
     }
 
-    /// A partial job for the stretch still open, about once a second of audio.
+    /// A partial job for the open stretch, about once a second of audio.
     pub fn partial_job(&mut self) -> Option<StretchJob> {
         let open = self.segmenter.open_stretch()?;
         let len = self.audio.len() as u64;
@@ -289,13 +293,23 @@ impl LiveAnswer {
 
     /// Keeps a partial transcription of the open stretch for [`Self::agreed_prefix`].
     pub fn note_partial(&mut self, job: &StretchJob, pieces: &[TextPiece]) {
+        // Once settled, a prefix stays settled (as in whisper_streaming): tiny models waver on
+        // words they got right before ("post-mortem", then "most bottom"). So later partials are
+        // compared on their words after it only, and what two of them agree on there grows it.
+        let from_ms = match &self.settled {
+            Some((start, prefix)) if *start == job.clip_start_sample => prefix.cut_ms,
+            _ => 0,
+        };
         let hypothesis = Hypothesis {
             clip_start_sample: job.clip_start_sample,
             clip_ms: samples_to_ms(job.clip_samples),
-            pieces: pieces.to_vec(),
+            from_ms,
+            pieces: pieces.iter().filter(|p| from_ms == 0 || p.end_ms > from_ms + AFTER_CUT_MS).cloned().collect(),
         };
         match self.hypotheses.last() {
-            Some(last) if last.clip_start_sample != hypothesis.clip_start_sample => self.hypotheses.clear(),
+            Some(last) if last.clip_start_sample != hypothesis.clip_start_sample || last.from_ms != from_ms => {
+                self.hypotheses.clear()
+            }
             Some(last) if last.clip_ms >= hypothesis.clip_ms => return, // not news
             _ => {}
         }
@@ -303,20 +317,20 @@ impl LiveAnswer {
         if self.hypotheses.len() > 2 {
             self.hypotheses.remove(0);
         }
-        // Once settled, a prefix stays settled (as in whisper_streaming): tiny models waver on
-        // words they got right before ("post-mortem", then "most bottom"), and only a longer
-        // agreement replaces it.
         if let [earlier, later] = &self.hypotheses[..] {
             let start = (later.clip_start_sample as usize).min(self.audio.len());
             let end = (start + ms_to_samples(later.clip_ms) as usize).min(self.audio.len());
             let clip = &self.audio[start..end];
             let level = rms(clip);
-            if let Some(prefix) = agreement::agreed_prefix(earlier, later, |cut_ms| is_quiet(clip, level, cut_ms)) {
+            if let Some(more) = agreement::agreed_prefix(earlier, later, |cut_ms| is_quiet(clip, level, cut_ms)) {
                 let start = later.clip_start_sample;
-                let longer = self.settled.as_ref().is_none_or(|(s, p)| *s != start || p.cut_ms < prefix.cut_ms);
-                if longer {
-                    self.settled = Some((start, prefix));
-                }
+                let grown = match self.settled.take() {
+                    Some((s, settled)) if s == start && from_ms > 0 => agreement::extend(settled, more),
+                    _ => more,
+                };
+                tracing::debug!(clip_start_ms = samples_to_ms(start), cut_ms = grown.cut_ms, "prefix settled");
+                self.settled = Some((start, grown));
+                self.hypotheses.clear();
             }
         }
     }
@@ -440,9 +454,17 @@ mod tests {
     #[test]
     fn partials_of_the_open_stretch_settle_its_beginning() {
         let mut live = LiveAnswer::new(0, 0, None, 600_000, 15_000);
-        // A tone with one pause, at 14.8 s: 3 s into the clips below, which start at 11.8 s.
+        // A tone with pauses at 14.8 s and 18.8 s: 3 s and 7 s into the clips below, which start
+        // at 11.8 s.
         let audio: Vec<f32> = (0..16 * 25_000)
-            .map(|i| if (16 * 14_700..16 * 14_900).contains(&i) { 0.0 } else { 0.3 * (i as f32 * 0.17).sin() })
+            .map(|i| {
+                let pause = (16 * 14_700..16 * 14_900).contains(&i) || (16 * 18_700..16 * 18_900).contains(&i);
+                if pause {
+                    0.0
+                } else {
+                    0.3 * (i as f32 * 0.17).sin()
+                }
+            })
             .collect();
         live.push(&audio);
         let first = [piece("We paged the on-call.", 0, 3_000), piece("Then we", 3_000, 9_000)];
@@ -456,23 +478,29 @@ mod tests {
         let prefix = live.agreed_prefix(&closing).expect("two partials agree");
         assert_eq!(prefix.cut_ms, 3_000);
         assert_eq!(prefix.pieces, vec![piece("We paged the on-call.", 0, 3_000)]);
-        // A late partial (a shorter clip than the last) is not news; another clip start is not this stretch.
+        // A late partial of the whole clip is not news; another clip start is not this stretch.
         live.note_partial(&job(12_000, 20_000, 11_800), &first);
         assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000));
         assert_eq!(live.agreed_prefix(&job(12_000, 24_000, 11_000)), None);
-        // What was settled stays settled when later partials waver, until a longer agreement.
-        let wavering = [piece("We patched the uncle.", 0, 3_000), piece("Then we rolled back. And", 3_000, 11_000)];
-        live.note_partial(&job(12_000, 23_000, 11_800), &wavering);
-        assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000));
-        let longer = [
-            piece("We patched the uncle.", 0, 3_000),
-            piece("Then we rolled back.", 3_000, 7_000),
-            piece("And", 7_000, 12_000),
-        ];
-        live.note_partial(&job(12_000, 24_000, 11_800), &longer);
-        let prefix = live.agreed_prefix(&closing).expect("still settled");
-        // The last two agree on the first piece only: no longer than what was settled, so it stays.
-        assert_eq!(prefix.pieces, vec![piece("We paged the on-call.", 0, 3_000)]);
+        // What was settled stays settled when later partials waver on its words: they are
+        // compared on what follows the cut, and their agreement there grows the prefix up to the
+        // next pause, 7 s into the clip.
+        let wavering = |last: &str, clip_end: u64| {
+            vec![
+                piece("We patched the uncle.", 0, 3_050),
+                piece("Then we rolled back.", 3_100, 7_000),
+                piece(last, 7_200, clip_end),
+            ]
+        };
+        live.note_partial(&job(12_000, 23_000, 11_800), &wavering("And", 11_000));
+        assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000), "one partial since the cut");
+        live.note_partial(&job(12_000, 24_000, 11_800), &wavering("And it held", 12_000));
+        let prefix = live.agreed_prefix(&closing).expect("grown");
+        assert_eq!(prefix.cut_ms, 7_000);
+        assert_eq!(
+            prefix.pieces,
+            vec![piece("We paged the on-call.", 0, 3_000), piece("Then we rolled back.", 3_100, 7_000)]
+        );
     }
 
     #[test]
