@@ -478,7 +478,7 @@ mod tests {
         let prefix = live.agreed_prefix(&closing).expect("two partials agree");
         assert_eq!(prefix.cut_ms, 3_000);
         assert_eq!(prefix.pieces, vec![piece("We paged the on-call.", 0, 3_000)]);
-        // A late partial of the whole clip is not news; another clip start is not this stretch.
+        // One partial since the cut settles nothing more; another clip start is not this stretch.
         live.note_partial(&job(12_000, 20_000, 11_800), &first);
         assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000));
         assert_eq!(live.agreed_prefix(&job(12_000, 24_000, 11_000)), None);
@@ -493,7 +493,7 @@ mod tests {
             ]
         };
         live.note_partial(&job(12_000, 23_000, 11_800), &wavering("And", 11_000));
-        assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000), "one partial since the cut");
+        assert_eq!(live.agreed_prefix(&closing).map(|p| p.cut_ms), Some(3_000), "it and the one before disagree");
         live.note_partial(&job(12_000, 24_000, 11_800), &wavering("And it held", 12_000));
         let prefix = live.agreed_prefix(&closing).expect("grown");
         assert_eq!(prefix.cut_ms, 7_000);
