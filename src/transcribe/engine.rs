@@ -1,11 +1,13 @@
 //! The worker pool: N threads, each owning one [`Transcriber`], fed by one bounded queue with
-//! three priorities. Replies travel back on oneshot channels; a job whose requester has gone is
+//! four priorities. Replies travel back on oneshot channels; a job whose requester has gone is
 //! skipped.
 //!
 //! Why priorities: a candidate who presses "end answer" waits for the last stretch, while the
 //! other work can wait a little. So the stretch that closes an answer goes first, stretches
-//! closed mid-answer next, and partial hypotheses last; a partial already running gives way
-//! (whisper's abort callback) as soon as anything else is waiting.
+//! closed mid-answer next, then pause decodes (the likely final text of a stretch whose speaker
+//! has stopped, which an answer ending in that pause waits for), and partial hypotheses last; a
+//! partial or pause decode already running gives way (whisper's abort callback) as soon as a
+//! closing or final stretch is waiting.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -59,17 +61,22 @@ struct Job {
 struct Queues {
     closing: VecDeque<Job>,
     finals: VecDeque<Job>,
+    pauses: VecDeque<Job>,
     partials: VecDeque<Job>,
     stopped: bool,
 }
 
 impl Queues {
     fn pop(&mut self) -> Option<Job> {
-        self.closing.pop_front().or_else(|| self.finals.pop_front()).or_else(|| self.partials.pop_front())
+        self.closing
+            .pop_front()
+            .or_else(|| self.finals.pop_front())
+            .or_else(|| self.pauses.pop_front())
+            .or_else(|| self.partials.pop_front())
     }
 
     fn len(&self) -> usize {
-        self.closing.len() + self.finals.len() + self.partials.len()
+        self.closing.len() + self.finals.len() + self.pauses.len() + self.partials.len()
     }
 }
 
@@ -92,7 +99,10 @@ impl Shared {
         match job.kind {
             JobKind::Closing => queues.closing.push_back(job),
             JobKind::Final => queues.finals.push_back(job),
-            JobKind::Pause | JobKind::Partial => queues.partials.push_back(job),
+            // Under load every stream has a partial queued; a pause decode behind them all made an
+            // answer ending in that pause wait seconds (8 candidates: max 2.3–3.4 s).
+            JobKind::Pause => queues.pauses.push_back(job),
+            JobKind::Partial => queues.partials.push_back(job),
         }
         drop(queues);
         self.work.notify_one();
@@ -379,6 +389,22 @@ mod tests {
             job.await.unwrap().unwrap();
         }
         assert_eq!(*done.lock().unwrap(), vec![0.0, 1.0, 2.0, 3.0]);
+    }
+
+    #[tokio::test]
+    async fn a_pause_decode_goes_before_the_partials_queued_ahead_of_it() {
+        let (engine, done) = engine(8, 1000);
+        let blocker = spawn(&engine, vec![150.0, 0.0], JobKind::Final);
+        settle().await;
+        let partials: Vec<_> = (0..3).map(|_| spawn(&engine, vec![1.0, 2.0], JobKind::Partial)).collect();
+        settle().await;
+        let pause = spawn(&engine, vec![1.0, 1.0], JobKind::Pause);
+        blocker.await.unwrap().unwrap();
+        pause.await.unwrap().unwrap();
+        for partial in partials {
+            partial.await.unwrap().unwrap();
+        }
+        assert_eq!(*done.lock().unwrap(), vec![0.0, 1.0, 2.0, 2.0, 2.0]);
     }
 
     #[tokio::test]
