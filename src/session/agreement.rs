@@ -125,6 +125,26 @@ fn same_words(a: &str, b: &str) -> bool {
     words(a) == words(b)
 }
 
+/// A partial's words after a settled cut (`settled.cut_ms`): those after its own reading of the
+/// settled prefix's last word, found by its words and its end near the cut. Word times are
+/// estimates, and a short word right after a pause ("I", "a", "and") was often timed as ending
+/// within 150 ms of the cut: a filter on times alone dropped it from the extension ("declared an
+/// incident" for "I declared an incident"). When the partial reads that last word differently,
+/// only words ending clearly past the cut (`after_cut_ms`) count.
+pub fn words_after(pieces: &[TextPiece], settled: &AgreedPrefix, after_cut_ms: u64) -> Vec<TextPiece> {
+    let cut = settled.cut_ms;
+    let last_word = settled.pieces.last().and_then(|p| p.text.split_whitespace().last()).unwrap_or_default();
+    let near_cut = |p: &TextPiece| p.end_ms.abs_diff(cut) <= LAST_WORD_TOLERANCE_MS;
+    match pieces.iter().rposition(|p| near_cut(p) && same_words(&p.text, last_word)) {
+        Some(i) => pieces[i + 1..].to_vec(),
+        None => pieces.iter().filter(|p| p.end_ms > cut + after_cut_ms).cloned().collect(),
+    }
+}
+
+/// How far from the cut a partial's reading of the settled last word may end (the cut itself may
+/// lie up to the pause search past the settled estimate, and estimates move between partials).
+const LAST_WORD_TOLERANCE_MS: u64 = 300;
+
 /// A settled prefix grown by what partials read after it then agreed on (`more`, whose pieces
 /// start at `settled.cut_ms`).
 pub fn extend(settled: AgreedPrefix, more: AgreedPrefix) -> AgreedPrefix {
@@ -295,6 +315,31 @@ mod tests {
             &[("Then", 3_200, 3_500), ("go.", 3_500, 4_300), ("It", 6_000, 9_000), ("held", 8_000, 9_000)],
         );
         assert_eq!(agreed_prefix(&earlier, &later, close), None);
+    }
+
+    #[test]
+    fn the_words_after_a_cut_start_after_the_settled_last_word() {
+        let settled = AgreedPrefix { pieces: vec![piece("We paged the on-call engineer.", 0, 3_000)], cut_ms: 3_060 };
+        // "I" was timed as ending 40 ms past the cut: it is still the first word after it.
+        let partial = [
+            piece("on-call", 2_000, 2_500),
+            piece("engineer.", 2_500, 3_010),
+            piece("I", 3_050, 3_100),
+            piece("rolled", 3_100, 3_500),
+            piece("back.", 3_500, 3_900),
+        ];
+        let after = words_after(&partial, &settled, 150);
+        assert_eq!(after.iter().map(|p| p.text.as_str()).collect::<Vec<_>>(), ["I", "rolled", "back."]);
+        // Read differently ("engineers"): only words ending well past the cut.
+        let mut wavering = partial.to_vec();
+        wavering[1].text = "engineers.".into();
+        let after = words_after(&wavering, &settled, 150);
+        assert_eq!(after.iter().map(|p| p.text.as_str()).collect::<Vec<_>>(), ["rolled", "back."]);
+        // The same word far from the cut (said again later) is not the settled one.
+        let repeated =
+            [piece("engineer.", 2_500, 3_010), piece("Then", 3_100, 3_400), piece("engineer.", 3_400, 4_000)];
+        let after = words_after(&repeated, &settled, 150);
+        assert_eq!(after.iter().map(|p| p.text.as_str()).collect::<Vec<_>>(), ["Then", "engineer."]);
     }
 
     #[test]

@@ -32,9 +32,8 @@ fn is_quiet(clip: &[f32], clip_level: f32, at_ms: u64) -> bool {
 }
 const QUIET_SPAN_MS: u64 = 60;
 const QUIET_RATIO: f32 = 0.1;
-/// A partial's words after a settled cut are those ending at least this far past it: the settled
-/// last word's estimated end may lie up to the pause search (80 ms) beyond the cut, and a word
-/// after it lasts longer than this.
+/// When a partial reads the settled last word differently, its words after the cut are those
+/// ending at least this far past it (see `agreement::words_after`).
 const AFTER_CUT_MS: u64 = 150;
 
 /// A stretch of speech that produced text, for timing; ms from the question.
@@ -296,15 +295,18 @@ impl LiveAnswer {
         // Once settled, a prefix stays settled (as in whisper_streaming): tiny models waver on
         // words they got right before ("post-mortem", then "most bottom"). So later partials are
         // compared on their words after it only, and what two of them agree on there grows it.
-        let from_ms = match &self.settled {
-            Some((start, prefix)) if *start == job.clip_start_sample => prefix.cut_ms,
-            _ => 0,
+        let (from_ms, pieces) = match &self.settled {
+            Some((start, prefix)) if *start == job.clip_start_sample => {
+                (prefix.cut_ms, agreement::words_after(pieces, prefix, AFTER_CUT_MS))
+            }
+            _ => (0, pieces.to_vec()),
         };
+        tracing::trace!(clip_ms = samples_to_ms(job.clip_samples), from_ms, text = %crate::transcribe::joined_text(&pieces), "partial");
         let hypothesis = Hypothesis {
             clip_start_sample: job.clip_start_sample,
             clip_ms: samples_to_ms(job.clip_samples),
             from_ms,
-            pieces: pieces.iter().filter(|p| from_ms == 0 || p.end_ms > from_ms + AFTER_CUT_MS).cloned().collect(),
+            pieces,
         };
         match self.hypotheses.last() {
             Some(last) if last.clip_start_sample != hypothesis.clip_start_sample || last.from_ms != from_ms => {
