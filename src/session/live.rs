@@ -301,7 +301,6 @@ impl LiveAnswer {
             }
             _ => (0, pieces.to_vec()),
         };
-        tracing::trace!(clip_ms = samples_to_ms(job.clip_samples), from_ms, text = %crate::transcribe::joined_text(&pieces), "partial");
         let hypothesis = Hypothesis {
             clip_start_sample: job.clip_start_sample,
             clip_ms: samples_to_ms(job.clip_samples),
