@@ -85,6 +85,13 @@ pub struct EngineSettings {
     /// whisper.cpp's flash attention kernels.
     #[arg(long, env = "VIVA_FLASH_ATTN", default_value_t = false, action = clap::ArgAction::Set)]
     pub flash_attn: bool,
+
+    /// Time the words of live partials by whisper.cpp's DTW alignment (cross-attention of the
+    /// model's alignment heads) rather than its timestamp-token estimates, which fall apart in a
+    /// partial that ends mid-sentence. For tiny and base models, with flash attention off. Costs
+    /// every call one more decoder pass over its tokens.
+    #[arg(long, env = "VIVA_DTW_WORD_TIMES", default_value_t = true, action = clap::ArgAction::Set)]
+    pub dtw_word_times: bool,
 }
 
 /// Whisper continues in the style of its prompt: even a lone filler keeps "um" and "uh" in its
@@ -211,6 +218,7 @@ impl Default for EngineSettings {
             trim_audio_ctx: true,
             initial_prompt: DEFAULT_INITIAL_PROMPT.to_string(),
             flash_attn: false,
+            dtw_word_times: true,
         }
     }
 }

@@ -161,3 +161,29 @@ async fn both_ways(
     }
     (whole, joined)
 }
+
+/// Partials time their words by DTW: in a long partial cut off mid-sentence, whisper.cpp's own
+/// estimates put every word past the first few seconds at the clip's end, and then no pause
+/// between them could ever be settled on.
+#[tokio::test]
+async fn a_long_partial_cut_mid_sentence_keeps_its_word_times_apart() {
+    let engine = common::engine();
+    let mut audio = vec![0.0; 16 * 300];
+    audio.extend(common::speak_16k_trimmed(FIRST));
+    audio.extend(vec![0.0; 16 * 500]);
+    audio.extend(common::speak_16k_trimmed(SECOND));
+    // Cut a second before the end, inside the second sentence.
+    audio.truncate(audio.len() - 16 * 1_000);
+    let clip_ms = audio.len() as u64 / 16;
+    let words = engine.transcribe(audio, JobKind::Partial).await.unwrap();
+    assert!(words.len() >= 20, "{words:?}");
+    let at_the_end = words.iter().filter(|w| w.end_ms + 300 >= clip_ms).count();
+    assert!(at_the_end <= 3, "{at_the_end} words timed at the clip's end ({clip_ms} ms): {words:?}");
+    for pair in words.windows(2) {
+        assert!(pair[0].end_ms <= pair[1].end_ms, "out of order: {words:?}");
+    }
+    // "runbook." ends the first sentence: its end is near the pause after it, not seconds off.
+    let first_len = common::speak_16k_trimmed(FIRST).len() as u64 / 16 + 300;
+    let runbook = words.iter().find(|w| w.text.to_lowercase().starts_with("runbook")).expect("runbook");
+    assert!(runbook.end_ms.abs_diff(first_len) <= 400, "runbook ends at {} ms, the sentence at {first_len}", runbook.end_ms);
+}

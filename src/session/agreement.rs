@@ -74,11 +74,8 @@ pub fn agreed_prefix(earlier: &Hypothesis, later: &Hypothesis, quiet: impl Fn(u6
         let end = later.pieces[n - 1].end_ms;
         let after_previous = if n > 1 { later.pieces[n - 2].end_ms } else { from };
         let before_next = later.pieces.get(n).map_or(end, |next| next.start_ms.max(end));
-        [end, end + PAUSE_SEARCH_MS, end.saturating_sub(PAUSE_SEARCH_MS)]
-            .into_iter()
-            .filter(|&at| at > after_previous && at <= before_next + PAUSE_SEARCH_MS)
-            .find(|&at| quiet(at))
-            .map(|at| (n, at))
+        let search_from = end.saturating_sub(PAUSE_SEARCH_MS).max(after_previous + PAUSE_STEP_MS);
+        middle_of_longest_pause(search_from, before_next + PAUSE_SEARCH_MS, &quiet).map(|at| (n, at))
     })?;
     if cut_ms < from + MIN_CUT_MS {
         return None;
@@ -97,8 +94,42 @@ fn ends_clause(text: &str) -> bool {
     text.trim_end().ends_with(['.', ',', '?', '!', ';', ':'])
 }
 
-/// How far either side of a word's estimated end a pause is looked for.
+/// How far before a word's estimated end, and after the next word's estimated start, a pause
+/// is looked for.
 const PAUSE_SEARCH_MS: u64 = 80;
+/// The step of that search: whisper's times come in 10–20 ms steps.
+const PAUSE_STEP_MS: u64 = 20;
+
+/// The middle of the longest run of quiet points (every `PAUSE_STEP_MS`) from `from` to `to`.
+/// The middle of the pause, not its first quiet point: word times are estimates, DTW's as much as
+/// 150 ms early or late, and the middle leaves the most room either side for the soft ends of
+/// the words around it. The longest run, because a stop consonant's closure can be quiet too,
+/// but only briefly.
+fn middle_of_longest_pause(from: u64, to: u64, quiet: impl Fn(u64) -> bool) -> Option<u64> {
+    let mut best: Option<(u64, u64)> = None;
+    let mut run: Option<u64> = None;
+    let mut at = from;
+    while at <= to {
+        match (quiet(at), run) {
+            (true, None) => run = Some(at),
+            (false, Some(start)) => {
+                if best.is_none_or(|(s, e)| at - PAUSE_STEP_MS - start > e - s) {
+                    best = Some((start, at - PAUSE_STEP_MS));
+                }
+                run = None;
+            }
+            _ => {}
+        }
+        at += PAUSE_STEP_MS;
+    }
+    if let Some(start) = run {
+        let last = at - PAUSE_STEP_MS;
+        if best.is_none_or(|(s, e)| last - start > e - s) {
+            best = Some((start, last));
+        }
+    }
+    best.map(|(start, end)| start + (end - start) / 2)
+}
 
 /// Joins pieces into sentences: a piece that does not end one runs on into the next.
 fn sentences(pieces: Vec<TextPiece>) -> Vec<TextPiece> {
@@ -244,11 +275,14 @@ mod tests {
         };
         let earlier = words(5_000, 9);
         let later = words(6_000, 10);
-        // Pauses after "on-call." (1.5–1.9 s) and "back," (3.4–3.7 s); the estimate of where
-        // "back," ends is 60 ms early, so the pause is found 80 ms after it.
+        // Pauses after "on-call." (1.5–1.9 s) and "back," (3.46–3.7 s, the estimate of where
+        // "back," ends being 60 ms early); the cut is in the middle of the pause.
         let quiet = |ms: u64| (1_500..1_900).contains(&ms) || (3_460..3_700).contains(&ms);
         let prefix = agreed_prefix(&earlier, &later, quiet).expect("a prefix");
-        assert_eq!(prefix.cut_ms, 3_480);
+        assert_eq!(prefix.cut_ms, 3_570);
+        // A brief quiet inside the word (a stop's closure) is not taken for the pause.
+        let closure = |ms: u64| (3_320..3_360).contains(&ms) || quiet(ms);
+        assert_eq!(agreed_prefix(&earlier, &later, closure).map(|p| p.cut_ms), Some(3_570));
         assert_eq!(
             prefix.pieces,
             vec![piece("We paged on-call.", 0, 1_500), piece("Then we rolled back,", 1_900, 3_400)]
@@ -259,8 +293,8 @@ mod tests {
         assert_eq!(agreed_prefix(&earlier, &later, quiet), None, "a cut at 1.5 s is too short");
         // A pause after a word that ends no clause ("Then") is not cut either.
         assert_eq!(agreed_prefix(&words(5_000, 9), &words(6_000, 10), |ms| (2_150..2_250).contains(&ms)), None);
-        // No pause anywhere near a word's end: no cut.
-        assert_eq!(agreed_prefix(&words(5_000, 9), &words(6_000, 10), |ms| ms == 3_600), None);
+        // No pause between a clause's end and the next word (only inside a later one): no cut.
+        assert_eq!(agreed_prefix(&words(5_000, 9), &words(6_000, 10), |ms| ms == 3_900), None);
     }
 
     #[test]
@@ -295,9 +329,9 @@ mod tests {
         );
         let quiet = |ms: u64| (5_400..6_000).contains(&ms);
         let more = agreed_prefix(&earlier, &later, quiet).expect("more settled");
-        assert_eq!(more, AgreedPrefix { pieces: vec![piece("Then we rolled back.", 3_200, 5_380)], cut_ms: 5_460 });
+        assert_eq!(more, AgreedPrefix { pieces: vec![piece("Then we rolled back.", 3_200, 5_380)], cut_ms: 5_690 });
         let grown = extend(settled, more);
-        assert_eq!(grown.cut_ms, 5_460);
+        assert_eq!(grown.cut_ms, 5_690);
         assert_eq!(
             grown.pieces,
             vec![piece("We paged on-call.", 0, 3_000), piece("Then we rolled back.", 3_200, 5_380)]

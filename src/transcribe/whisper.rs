@@ -5,7 +5,10 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use whisper_rs::{FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters, WhisperState};
+use whisper_rs::{
+    DtwMode, DtwModelPreset, DtwParameters, FullParams, SamplingStrategy, WhisperContext, WhisperContextParameters,
+    WhisperState,
+};
 
 use super::{is_non_speech, Interrupt, TextPiece, TranscribeError, Transcriber, TranscriberFactory};
 
@@ -36,7 +39,7 @@ pub fn load_whisper(path: &Path) -> Result<Arc<WhisperContext>, TranscribeError>
     load_whisper_with(path, &crate::config::EngineSettings::default())
 }
 
-/// Loads a model with the engine's settings (flash attention on or off).
+/// Loads a model with the engine's settings (flash attention, DTW word times).
 pub fn load_whisper_with(
     path: &Path,
     settings: &crate::config::EngineSettings,
@@ -45,9 +48,37 @@ pub fn load_whisper_with(
     let path_str = path.to_str().ok_or_else(|| TranscribeError::Failed("model path is not UTF-8".into()))?;
     let mut params = WhisperContextParameters::default();
     params.flash_attn(settings.flash_attn);
+    if settings.dtw_word_times && !settings.flash_attn {
+        // Only models whose alignment heads whisper.cpp knows: heads picked any other way time
+        // words badly, and a bigger model's alignment can overflow whisper.cpp's scratch, which
+        // aborts the process. Other models keep whisper.cpp's estimates.
+        let shape = crate::models::validate_ggml(path).map(|info| info.hparams);
+        if let Some(model_preset) = shape.ok().as_ref().and_then(dtw_preset) {
+            // whisper.cpp's own scratch size for an alignment (128 MB, of which only what a
+            // call's tokens and audio need is touched): a 30 s window of 220 tokens overflowed
+            // 16 MB, and whisper.cpp aborts the process when it does.
+            params.dtw_parameters(DtwParameters {
+                mode: DtwMode::ModelPreset { model_preset },
+                ..DtwParameters::default()
+            });
+        }
+    }
     WhisperContext::new_with_params(path_str, params)
         .map(Arc::new)
         .map_err(|e| TranscribeError::Failed(format!("whisper could not load {}: {e}", path.display())))
+}
+
+/// The alignment heads whisper.cpp knows for a model of this shape: tiny and base, English-only
+/// (a 51 864-token vocabulary) or not.
+fn dtw_preset(h: &crate::models::Hparams) -> Option<DtwModelPreset> {
+    let english = h.n_vocab == 51_864;
+    match (h.n_text_layer, h.n_text_state, english) {
+        (4, 384, true) => Some(DtwModelPreset::TinyEn),
+        (4, 384, false) => Some(DtwModelPreset::Tiny),
+        (6, 512, true) => Some(DtwModelPreset::BaseEn),
+        (6, 512, false) => Some(DtwModelPreset::Base),
+        _ => None,
+    }
 }
 
 pub struct WhisperFactory {
@@ -447,26 +478,59 @@ impl WhisperTranscriber {
     }
 }
 
-/// A segment's words, timed by its tokens (whisper.cpp's `token_timestamps`), kept inside the
-/// segment's own times. A token that starts with a space starts a word; punctuation and word
-/// pieces join the word before them. Special tokens (timestamps and the like) are skipped.
+/// A segment's words, timed by its tokens, kept inside the segment's own times. A token that
+/// starts with a space starts a word; punctuation and word pieces join the word before them.
+/// Special tokens (timestamps and the like) are skipped.
+///
+/// With DTW (`t_dtw` set), each token's time is where the alignment moves on to the next token,
+/// so it marks the token's end: a word ends at its last spoken token's time, and starts at the
+/// time of the token before it. A word's punctuation is not spoken: its token soaks up the pause
+/// after the word, so it does not move the word's end. Without DTW, whisper.cpp's estimates
+/// (`t0`, `t1`) are used; in a partial that ends mid-sentence they often collapse to the clip's
+/// end after the first few seconds ("failure.@15010-15010").
 fn word_pieces(segment: &whisper_rs::WhisperSegment<'_>, eot: i32, start_ms: u64, end_ms: u64) -> Vec<TextPiece> {
+    let tokens: Vec<(String, whisper_rs::whisper_rs_sys::whisper_token_data)> = (0..segment.n_tokens())
+        .filter_map(|i| segment.get_token(i))
+        .filter(|t| t.token_id() < eot)
+        .filter_map(|t| Some((t.to_str_lossy().ok()?.into_owned(), t.token_data())))
+        .collect();
+    let dtw = tokens.iter().all(|(_, d)| d.t_dtw >= 0) && !tokens.is_empty();
+    let timed: Vec<TokenTime> = tokens
+        .iter()
+        .map(|(text, d)| TokenTime { text: text.clone(), t0: d.t0, t1: d.t1, dtw: dtw.then_some(d.t_dtw) })
+        .collect();
+    words_from_tokens(&timed, start_ms, end_ms)
+}
+
+/// One text token and its times (whisper.cpp's, in 10 ms units).
+struct TokenTime {
+    text: String,
+    t0: i64,
+    t1: i64,
+    dtw: Option<i64>,
+}
+
+/// Joins tokens into timed words; see [`word_pieces`].
+fn words_from_tokens(tokens: &[TokenTime], start_ms: u64, end_ms: u64) -> Vec<TextPiece> {
+    let ms = |t: i64| (t.max(0) as u64 * 10).clamp(start_ms, end_ms);
+    let spoken = |text: &str| text.chars().any(char::is_alphanumeric);
     let mut words: Vec<TextPiece> = Vec::new();
-    for i in 0..segment.n_tokens() {
-        let Some(token) = segment.get_token(i) else { continue };
-        if token.token_id() >= eot {
-            continue;
-        }
-        let Ok(text) = token.to_str_lossy() else { continue };
-        let data = token.token_data();
-        let t0 = (data.t0.max(0) as u64 * 10).clamp(start_ms, end_ms);
-        let t1 = (data.t1.max(0) as u64 * 10).clamp(t0, end_ms);
-        match words.last_mut() {
-            Some(word) if !text.starts_with(' ') => {
-                word.text.push_str(&text);
-                word.end_ms = word.end_ms.max(t1);
+    for (i, token) in tokens.iter().enumerate() {
+        let (t0, t1) = match token.dtw {
+            Some(end) => {
+                let start = i.checked_sub(1).and_then(|p| tokens[p].dtw).map_or(start_ms, ms);
+                (start.min(ms(end)), ms(end))
             }
-            _ => words.push(TextPiece { text: text.trim_start().to_string(), start_ms: t0, end_ms: t1 }),
+            None => (ms(token.t0), ms(token.t1).max(ms(token.t0))),
+        };
+        match words.last_mut() {
+            Some(word) if !token.text.starts_with(' ') => {
+                word.text.push_str(&token.text);
+                if token.dtw.is_none() || spoken(&token.text) {
+                    word.end_ms = word.end_ms.max(t1);
+                }
+            }
+            _ => words.push(TextPiece { text: token.text.trim_start().to_string(), start_ms: t0, end_ms: t1 }),
         }
     }
     words.retain(|w| !w.text.trim().is_empty());
@@ -509,7 +573,66 @@ pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32])
 
 #[cfg(test)]
 mod tests {
-    use super::{audio_ctx_for, is_repetitive, window_audio_ctx, TextPiece};
+    use super::{audio_ctx_for, dtw_preset, is_repetitive, window_audio_ctx, words_from_tokens, TextPiece, TokenTime};
+    use whisper_rs::DtwModelPreset;
+
+    #[test]
+    fn dtw_heads_are_chosen_by_the_model_shape_and_only_where_known() {
+        let shape = |n_vocab, n_text_layer, n_text_state| crate::models::Hparams {
+            n_vocab,
+            n_audio_ctx: 1500,
+            n_audio_state: n_text_state,
+            n_audio_head: 6,
+            n_audio_layer: n_text_layer,
+            n_text_ctx: 448,
+            n_text_state,
+            n_text_head: 6,
+            n_text_layer,
+            n_mels: 80,
+            ftype: 1,
+        };
+        assert!(matches!(dtw_preset(&shape(51_864, 4, 384)), Some(DtwModelPreset::TinyEn)));
+        assert!(matches!(dtw_preset(&shape(51_865, 4, 384)), Some(DtwModelPreset::Tiny)));
+        assert!(matches!(dtw_preset(&shape(51_864, 6, 512)), Some(DtwModelPreset::BaseEn)));
+        assert!(matches!(dtw_preset(&shape(51_865, 6, 512)), Some(DtwModelPreset::Base)));
+        assert!(dtw_preset(&shape(51_865, 32, 1280)).is_none(), "large: no preset, no DTW");
+    }
+
+    fn token(text: &str, t0: i64, t1: i64, dtw: Option<i64>) -> TokenTime {
+        TokenTime { text: text.into(), t0, t1, dtw }
+    }
+
+    fn timed(words: &[TextPiece]) -> Vec<(&str, u64, u64)> {
+        words.iter().map(|w| (w.text.as_str(), w.start_ms, w.end_ms)).collect()
+    }
+
+    #[test]
+    fn words_are_timed_by_dtw_when_it_ran_and_punctuation_does_not_move_their_end() {
+        // DTW times mark where each token ends; the full stop's time is past the pause after
+        // "deploy" (472–502), so it must not stretch the word over the pause.
+        let tokens = [
+            token(" every", 0, 0, Some(434)),
+            token(" dep", 0, 0, Some(455)),
+            token("loy", 0, 0, Some(472)),
+            token(".", 0, 0, Some(516)),
+            token(" We", 0, 0, Some(530)),
+        ];
+        assert_eq!(
+            timed(&words_from_tokens(&tokens, 4_000, 9_000)),
+            vec![("every", 4_000, 4_340), ("deploy.", 4_340, 4_720), ("We", 5_160, 5_300)]
+        );
+        // Without DTW, whisper.cpp's estimates, punctuation included, kept in the segment.
+        let tokens = [
+            token(" every", 386, 424, None),
+            token(" deploy", 424, 465, None),
+            token(".", 465, 474, None),
+            token(" We", 504, 1_000, None),
+        ];
+        assert_eq!(
+            timed(&words_from_tokens(&tokens, 0, 9_000)),
+            vec![("every", 3_860, 4_240), ("deploy.", 4_240, 4_740), ("We", 5_040, 9_000)]
+        );
+    }
 
     fn pieces(text: &str) -> Vec<TextPiece> {
         vec![TextPiece { text: text.into(), start_ms: 0, end_ms: 1000 }]
