@@ -119,11 +119,14 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 
 async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     crate::models::validate_ggml(&args.model).with_context(|| format!("Refusing model {}", args.model.display()))?;
-    let context = {
+    let load = |engine: crate::config::EngineSettings| {
         let model = args.model.clone();
-        let engine = args.engine.clone();
-        tokio::task::spawn_blocking(move || crate::transcribe::load_whisper_with(&model, &engine)).await??
+        tokio::task::spawn_blocking(move || crate::transcribe::load_whisper_with(&model, &engine))
     };
+    // The floor is whisper.cpp as it comes: without the DTW alignment viva's partials use, which
+    // costs every call a decoder pass.
+    let plain_context = load(crate::config::EngineSettings { dtw_word_times: false, ..args.engine.clone() }).await??;
+    let context = load(args.engine.clone()).await??;
     let clips: Vec<(String, Vec<f32>)> = args
         .files
         .iter()
@@ -132,7 +135,7 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
 
     // 1. The floor: one plain whisper call per file with whisper.cpp's defaults.
     let plain = {
-        let context = context.clone();
+        let context = plain_context;
         let threads = args.engine.threads_per_worker;
         let clips = clips.clone();
         tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(f64, String)>> {
