@@ -41,13 +41,20 @@ async fn stream_live(audio: &[f32]) -> (LiveAnswer, StretchJob, Vec<String>) {
     (live, job, partials)
 }
 
+/// `lead_ms` of silence, `FIRST`, the 500 ms pause and `SECOND`; and where `FIRST` ends (ms).
+fn two_sentences(lead_ms: u64) -> (Vec<f32>, u64) {
+    let mut audio = vec![0.0; 16 * lead_ms as usize];
+    audio.extend(common::speak_16k_trimmed(FIRST));
+    let first_end_ms = audio.len() as u64 / 16;
+    audio.extend(vec![0.0; 16 * 500]);
+    audio.extend(common::speak_16k_trimmed(SECOND));
+    (audio, first_end_ms)
+}
+
 #[tokio::test]
 async fn the_final_transcribes_only_what_the_partials_did_not_settle() {
     let engine = common::engine();
-    let mut audio = vec![0.0; 16 * 1_000];
-    audio.extend(common::speak_16k_trimmed(FIRST));
-    audio.extend(vec![0.0; 16 * 500]);
-    audio.extend(common::speak_16k_trimmed(SECOND));
+    let (mut audio, _) = two_sentences(1_000);
     audio.extend(vec![0.0; 16 * 300]);
     let (live, mut job, partials) = stream_live(&audio).await;
 
@@ -168,10 +175,7 @@ async fn both_ways(
 #[tokio::test]
 async fn a_long_partial_cut_mid_sentence_keeps_its_word_times_apart() {
     let engine = common::engine();
-    let mut audio = vec![0.0; 16 * 300];
-    audio.extend(common::speak_16k_trimmed(FIRST));
-    audio.extend(vec![0.0; 16 * 500]);
-    audio.extend(common::speak_16k_trimmed(SECOND));
+    let (mut audio, first_end_ms) = two_sentences(300);
     // Cut a second before the end, inside the second sentence.
     audio.truncate(audio.len() - 16 * 1_000);
     let clip_ms = audio.len() as u64 / 16;
@@ -183,7 +187,10 @@ async fn a_long_partial_cut_mid_sentence_keeps_its_word_times_apart() {
         assert!(pair[0].end_ms <= pair[1].end_ms, "out of order: {words:?}");
     }
     // "runbook." ends the first sentence: its end is near the pause after it, not seconds off.
-    let first_len = common::speak_16k_trimmed(FIRST).len() as u64 / 16 + 300;
     let runbook = words.iter().find(|w| w.text.to_lowercase().starts_with("runbook")).expect("runbook");
-    assert!(runbook.end_ms.abs_diff(first_len) <= 400, "runbook ends at {} ms, the sentence at {first_len}", runbook.end_ms);
+    assert!(
+        runbook.end_ms.abs_diff(first_end_ms) <= 400,
+        "runbook ends at {} ms, the sentence at {first_end_ms}",
+        runbook.end_ms
+    );
 }

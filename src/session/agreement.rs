@@ -108,24 +108,18 @@ const PAUSE_STEP_MS: u64 = 20;
 fn middle_of_longest_pause(from: u64, to: u64, quiet: impl Fn(u64) -> bool) -> Option<u64> {
     let mut best: Option<(u64, u64)> = None;
     let mut run: Option<u64> = None;
-    let mut at = from;
-    while at <= to {
-        match (quiet(at), run) {
+    // One step past `to` counts as not quiet, so a run still open there is closed too.
+    for at in (from..=to + PAUSE_STEP_MS).step_by(PAUSE_STEP_MS as usize) {
+        match (at <= to && quiet(at), run) {
             (true, None) => run = Some(at),
             (false, Some(start)) => {
-                if best.is_none_or(|(s, e)| at - PAUSE_STEP_MS - start > e - s) {
-                    best = Some((start, at - PAUSE_STEP_MS));
+                let end = at - PAUSE_STEP_MS;
+                if best.is_none_or(|(s, e)| end - start > e - s) {
+                    best = Some((start, end));
                 }
                 run = None;
             }
             _ => {}
-        }
-        at += PAUSE_STEP_MS;
-    }
-    if let Some(start) = run {
-        let last = at - PAUSE_STEP_MS;
-        if best.is_none_or(|(s, e)| last - start > e - s) {
-            best = Some((start, last));
         }
     }
     best.map(|(start, end)| start + (end - start) / 2)

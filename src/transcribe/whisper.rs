@@ -489,17 +489,24 @@ impl WhisperTranscriber {
 /// (`t0`, `t1`) are used; in a partial that ends mid-sentence they often collapse to the clip's
 /// end after the first few seconds ("failure.@15010-15010").
 fn word_pieces(segment: &whisper_rs::WhisperSegment<'_>, eot: i32, start_ms: u64, end_ms: u64) -> Vec<TextPiece> {
-    let tokens: Vec<(String, whisper_rs::whisper_rs_sys::whisper_token_data)> = (0..segment.n_tokens())
+    let mut tokens: Vec<TokenTime> = (0..segment.n_tokens())
         .filter_map(|i| segment.get_token(i))
         .filter(|t| t.token_id() < eot)
-        .filter_map(|t| Some((t.to_str_lossy().ok()?.into_owned(), t.token_data())))
+        .filter_map(|t| {
+            let d = t.token_data();
+            Some(TokenTime {
+                text: t.to_str_lossy().ok()?.into_owned(),
+                t0: d.t0,
+                t1: d.t1,
+                dtw: (d.t_dtw >= 0).then_some(d.t_dtw),
+            })
+        })
         .collect();
-    let dtw = tokens.iter().all(|(_, d)| d.t_dtw >= 0) && !tokens.is_empty();
-    let timed: Vec<TokenTime> = tokens
-        .iter()
-        .map(|(text, d)| TokenTime { text: text.clone(), t0: d.t0, t1: d.t1, dtw: dtw.then_some(d.t_dtw) })
-        .collect();
-    words_from_tokens(&timed, start_ms, end_ms)
+    // DTW times, or none: a word is never timed half one way, half the other.
+    if tokens.iter().any(|t| t.dtw.is_none()) {
+        tokens.iter_mut().for_each(|t| t.dtw = None);
+    }
+    words_from_tokens(&tokens, start_ms, end_ms)
 }
 
 /// One text token and its times (whisper.cpp's, in 10 ms units).
