@@ -1,5 +1,5 @@
-//! The command line: a corrupt model is refused before whisper.cpp sees it, and `viva review`
-//! reports on a recording as a live answer would.
+//! The command line: a corrupt model is refused before whisper.cpp sees it, `viva review`
+//! reports on a recording as a live answer would, and `viva bench` interleaves its legs.
 
 mod common;
 
@@ -30,6 +30,61 @@ fn serve_refuses_a_truncated_or_corrupt_model_with_a_clear_message() {
     }
 }
 
+/// Writes 16-bit mono speech to a WAV file.
+fn write_wav(path: &std::path::Path, samples: &[i16], rate: u32) {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let mut writer = hound::WavWriter::create(path, spec).unwrap();
+    for &s in samples {
+        writer.write_sample(s).unwrap();
+    }
+    writer.finalize().unwrap();
+}
+
+#[test]
+fn bench_runs_each_leg_once_a_round_and_reports_the_medians() {
+    let (speech, rate) = speak("I would read the logs first, then the metrics.");
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("answer.wav");
+    write_wav(&wav, &concat(&[&silence(500, rate), &speech]), rate);
+    // A stand-in for the peer command: it logs each call and reports a fixed time per file.
+    let peer = dir.path().join("peer");
+    let script = r#"echo "$@" >> "$PEER_LOG"
+for f in "${@:2}"; do echo "{\"file\": \"$f\", \"seconds\": 0.5, \"text\": \"read the logs\"}"; done
+"#;
+    std::fs::write(&peer, script).unwrap();
+    let log = dir.path().join("peer.log");
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_viva"))
+        .args(["bench", "--no-realtime", "--rounds", "3", "--peer"])
+        .arg(&peer)
+        .arg("--peer-model")
+        .arg(dir.path())
+        .arg("--model")
+        .arg(model_path())
+        .arg("--guides")
+        .arg(root.join("guides"))
+        .arg(&wav)
+        .env("PEER_LOG", &log)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    // The peer ran once a round, on the one file.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls.lines().count(), 3, "{calls}");
+    assert!(calls.lines().all(|l| l.ends_with("answer.wav")), "{calls}");
+    assert!(stdout.contains("median of 3 interleaved round(s)"), "{stdout}");
+    let row = stdout.lines().find(|l| l.starts_with("| answer.wav |")).expect("a row for the file");
+    let cells: Vec<&str> = row.split('|').map(str::trim).collect();
+    assert_eq!(cells[4], "0.500", "the peer's median time: {row}");
+    let viva: f64 = cells[5].parse().unwrap();
+    assert!(viva > 0.0, "{row}");
+    assert_eq!(cells[7], format!("{:.2}", viva / 0.5), "viva / peer from the medians: {row}");
+    let by_round = stdout.lines().find(|l| l.starts_with("each round's totals: viva / peer")).expect("{stdout}");
+    assert_eq!(by_round.split(',').count(), 3, "{by_round}");
+}
+
 #[test]
 fn review_reports_on_a_recording() {
     // tiny.en mishears espeak's "declared an incident" ("declared unincident" with 8-bit
@@ -37,13 +92,7 @@ fn review_reports_on_a_recording() {
     let (speech, rate) = speak("We declared a major incident and posted updates to support every thirty minutes.");
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("answer.wav");
-    let spec =
-        hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-    for s in concat(&[&silence(1_000, rate), &speech]) {
-        writer.write_sample(s).unwrap();
-    }
-    writer.finalize().unwrap();
+    write_wav(&wav, &concat(&[&silence(1_000, rate), &speech]), rate);
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO_BIN_EXE_viva"))
         .arg("review")

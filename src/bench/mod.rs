@@ -6,7 +6,10 @@
 //! - with `--capacity`, how many concurrent real-time candidates one server holds (see
 //!   [`capacity`]), and with `--idle`, resident memory per idle stream and per worker.
 //!
-//! Ratios are against the plain call and the peer measured in the same run.
+//! Ratios are against the plain call and the peer measured in the same run. A shared machine's
+//! speed drifts by a third within minutes, so the three legs are interleaved file by file, in
+//! a rotating order, over `--rounds` rounds, and each file's time is the median of its rounds:
+//! a slow minute then slows every leg alike instead of the one that happened to run in it.
 
 mod capacity;
 mod peer;
@@ -76,16 +79,23 @@ pub struct BenchArgs {
     /// Skip the per-file table (plain, peer, viva), e.g. for a capacity or soak run alone.
     #[arg(long)]
     pub no_files: bool,
+    /// Rounds of the per-file table: each file is transcribed this many times by each leg,
+    /// interleaved, and its median time is reported.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub rounds: u32,
     pub files: Vec<PathBuf>,
 }
 
 struct Row {
     name: String,
     audio_s: f64,
-    plain_s: f64,
-    viva_s: f64,
+    /// Each leg's seconds for this file, one per round.
+    plain_s: Vec<f64>,
+    peer_s: Vec<f64>,
+    viva_s: Vec<f64>,
     latency_ms: Option<f64>,
     plain_text: String,
+    peer_text: Option<String>,
     viva_text: String,
     /// viva's transcript of the real-time pass (partials and pause decodes take part there).
     live_text: Option<String>,
@@ -97,13 +107,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
     anyhow::ensure!(!args.files.is_empty(), "give at least one WAV file");
     if !args.no_files {
         let rows = throughput(&args).await?;
-        let peer = match (&args.peer, &args.peer_model) {
-            (Some(command), Some(model)) => {
-                Some(peer::run(command, model, &args.files, args.engine.threads_per_worker, &args.peer_compute)?)
-            }
-            _ => None,
-        };
-        print_table(&rows, peer.as_ref(), args.tail_ms);
+        print_table(&rows, args.tail_ms);
+        if let Some(peer) = &args.peer {
+            println!("peer: {} ({}), {} threads", peer.display(), args.peer_compute, args.engine.threads_per_worker);
+        }
+        print_transcripts(&rows);
     }
     if !args.capacity.is_empty() {
         capacity::run_capacity(&args).await?;
@@ -133,25 +141,7 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         .map(|f| Ok((f.file_name().unwrap_or_default().to_string_lossy().into_owned(), read_wav_mono_16k(f)?)))
         .collect::<anyhow::Result<_>>()?;
 
-    // 1. The floor: one plain whisper call per file with whisper.cpp's defaults.
-    let plain = {
-        let context = plain_context;
-        let threads = args.engine.threads_per_worker;
-        let clips = clips.clone();
-        tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<(f64, String)>> {
-            clips
-                .iter()
-                .map(|(_, audio)| {
-                    let started = Instant::now();
-                    let text = plain_transcribe(&context, threads, audio)?;
-                    Ok((started.elapsed().as_secs_f64(), text))
-                })
-                .collect()
-        })
-        .await??
-    };
-
-    // 2 and 3. viva over a real WebSocket, on an in-process server with a scratch database.
+    // viva over a real WebSocket, on an in-process server with a scratch database.
     let dir = tempfile::tempdir()?;
     let store = crate::store::connect(&format!("sqlite://{}", dir.path().join("bench.db").display())).await?;
     let factory = WhisperFactory::new(context, &args.engine);
@@ -167,36 +157,121 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     let http = format!("http://{address}");
     let ws = format!("ws://{address}");
 
-    let mut rows = Vec::new();
-    for ((name, audio), (plain_s, plain_text)) in clips.iter().zip(plain) {
-        let samples = to_i16(audio);
-        let (viva_s, _, viva_text) = stream_once(&http, &ws, &samples, args.chunk_ms, false).await?;
-        let (latency_ms, live_text) = if args.no_realtime {
-            (None, None)
-        } else {
-            let mut live = samples.clone();
-            live.resize(live.len() + (16 * args.tail_ms) as usize, 0);
-            let (_, latency_s, text) = stream_once(&http, &ws, &live, args.chunk_ms, true).await?;
-            (Some(latency_s * 1000.0), Some(text))
-        };
-        rows.push(Row {
+    let mut rows: Vec<Row> = clips
+        .iter()
+        .zip(&args.files)
+        .map(|((name, audio), file)| Row {
             name: name.clone(),
             audio_s: audio.len() as f64 / 16_000.0,
-            plain_s,
-            viva_s,
-            latency_ms,
-            plain_text,
-            viva_text,
-            live_text,
-            reference: None,
-        });
+            plain_s: Vec::new(),
+            peer_s: Vec::new(),
+            viva_s: Vec::new(),
+            latency_ms: None,
+            plain_text: String::new(),
+            peer_text: None,
+            viva_text: String::new(),
+            live_text: None,
+            reference: std::fs::read_to_string(file.with_extension("txt")).ok(),
+        })
+        .collect();
+    let peer = args.peer.as_ref().zip(args.peer_model.as_ref());
+    if let Some((command, model)) = peer {
+        eprintln!(
+            "the peer: {} {} ({}, {} threads)",
+            command.display(),
+            model.display(),
+            args.peer_compute,
+            args.engine.threads_per_worker
+        );
     }
-    for (row, file) in rows.iter_mut().zip(&args.files) {
-        row.reference = std::fs::read_to_string(file.with_extension("txt")).ok();
+    let threads = args.engine.threads_per_worker;
+    for round in 0..args.rounds as usize {
+        eprintln!("round {} of {}…", round + 1, args.rounds);
+        for (i, ((_, audio), file)) in clips.iter().zip(&args.files).enumerate() {
+            for leg in leg_order(round + i) {
+                let row = &mut rows[i];
+                match leg {
+                    // The floor: one plain whisper call with whisper.cpp's defaults.
+                    Leg::Plain => {
+                        let (context, audio) = (plain_context.clone(), audio.clone());
+                        let (seconds, text) = tokio::task::spawn_blocking(move || -> anyhow::Result<(f64, String)> {
+                            let started = Instant::now();
+                            let text = plain_transcribe(&context, threads, &audio)?;
+                            Ok((started.elapsed().as_secs_f64(), text))
+                        })
+                        .await??;
+                        row.plain_s.push(seconds);
+                        row.plain_text = text;
+                    }
+                    // The peer reports its own time per file, model load excluded.
+                    Leg::Peer => {
+                        let Some((command, model)) = peer else { continue };
+                        let (command, model, files) = (command.clone(), model.clone(), vec![file.clone()]);
+                        let compute = args.peer_compute.clone();
+                        let run =
+                            tokio::task::spawn_blocking(move || peer::run(&command, &model, &files, threads, &compute))
+                                .await??;
+                        let Some(result) = run.into_iter().find(|f| f.name == row.name) else {
+                            anyhow::bail!("the peer printed no time for {}", file.display())
+                        };
+                        row.peer_s.push(result.seconds);
+                        row.peer_text = Some(result.text);
+                    }
+                    Leg::Viva => {
+                        let (seconds, _, text) = stream_once(&http, &ws, &to_i16(audio), args.chunk_ms, false).await?;
+                        row.viva_s.push(seconds);
+                        row.viva_text = text;
+                    }
+                }
+            }
+        }
+    }
+    // The real-time pass takes as long as the audio: once.
+    if !args.no_realtime {
+        for ((_, audio), row) in clips.iter().zip(rows.iter_mut()) {
+            let mut live = to_i16(audio);
+            live.resize(live.len() + (16 * args.tail_ms) as usize, 0);
+            let (_, latency_s, text) = stream_once(&http, &ws, &live, args.chunk_ms, true).await?;
+            row.latency_ms = Some(latency_s * 1000.0);
+            row.live_text = Some(text);
+        }
     }
     let _ = stop.send(());
     server.await??;
     Ok(rows)
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Leg {
+    Plain,
+    Peer,
+    Viva,
+}
+
+/// The legs in the order the `n`-th file of a round runs them: rotated from one to the next,
+/// so that no leg always runs first (on a cold cache) or always right after another.
+fn leg_order(n: usize) -> [Leg; 3] {
+    let mut legs = [Leg::Plain, Leg::Peer, Leg::Viva];
+    legs.rotate_left(n % 3);
+    legs
+}
+
+/// The middle value (the mean of the two middle ones for an even count); `None` for none.
+fn median(values: &[f64]) -> Option<f64> {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    let n = sorted.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(sorted[n / 2]),
+        _ => Some((sorted[n / 2 - 1] + sorted[n / 2]) / 2.0),
+    }
+}
+
+/// Each round's total over the files for one leg, for the spread of the ratios.
+fn round_totals(rows: &[Row], leg: impl Fn(&Row) -> &[f64]) -> Vec<f64> {
+    let rounds = rows.iter().map(|r| leg(r).len()).min().unwrap_or(0);
+    (0..rounds).map(|k| rows.iter().map(|r| leg(r)[k]).sum()).collect()
 }
 
 /// Streams one answer; returns (seconds from connect to answer, seconds from end_answer to answer, transcript).
@@ -224,42 +299,47 @@ async fn stream_once(
     Ok((total, latency, answer["transcript"].as_str().unwrap_or_default().to_string()))
 }
 
-fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>, tail_ms: u64) {
-    let wer = |reference: &Option<String>, text: &str| {
-        reference.as_deref().map(|r| format!("{:.3}", word_error_rate(r, text))).unwrap_or_else(|| "-".into())
+fn print_table(rows: &[Row], tail_ms: u64) {
+    let wer = |reference: &Option<String>, text: Option<&str>| match (reference, text) {
+        (Some(r), Some(t)) => format!("{:.3}", word_error_rate(r, t)),
+        _ => "-".into(),
     };
-    let peer_row = |name: &str| peer.and_then(|p| p.files.iter().find(|f| f.name == name));
+    let secs = |v: Option<f64>| v.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    let ratio =
+        |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| format!("{:.2}", a / b)).unwrap_or_else(|| "-".into());
+    let rounds = rows.iter().map(|r| r.viva_s.len()).max().unwrap_or(0);
+    println!("\nmedian of {rounds} interleaved round(s) per file");
     println!(
         "| file | audio s | plain whisper s | peer s | viva end-to-end s | viva / plain | viva / peer | end_answer→answer ms (real time) | WER plain | WER peer | WER viva |"
     );
     println!("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |");
     for r in rows {
+        let (plain, peer, viva) = (median(&r.plain_s), median(&r.peer_s), median(&r.viva_s));
         let latency = r.latency_ms.map(|l| format!("{l:.0}")).unwrap_or_else(|| "-".into());
-        let p = peer_row(&r.name);
         println!(
-            "| {} | {:.1} | {:.3} | {} | {:.3} | {:.2} | {} | {} | {} | {} | {} |",
+            "| {} | {:.1} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             r.name,
             r.audio_s,
-            r.plain_s,
-            p.map(|p| format!("{:.3}", p.seconds)).unwrap_or_else(|| "-".into()),
-            r.viva_s,
-            r.viva_s / r.plain_s,
-            p.map(|p| format!("{:.2}", r.viva_s / p.seconds)).unwrap_or_else(|| "-".into()),
+            secs(plain),
+            secs(peer),
+            secs(viva),
+            ratio(viva, plain),
+            ratio(viva, peer),
             latency,
-            wer(&r.reference, &r.plain_text),
-            p.map(|p| wer(&r.reference, &p.text)).unwrap_or_else(|| "-".into()),
-            wer(&r.reference, &r.viva_text),
+            wer(&r.reference, Some(&r.plain_text)),
+            wer(&r.reference, r.peer_text.as_deref()),
+            wer(&r.reference, Some(&r.viva_text)),
         );
     }
-    let plain: f64 = rows.iter().map(|r| r.plain_s).sum();
-    let viva: f64 = rows.iter().map(|r| r.viva_s).sum();
+    // Totals are sums of the per-file medians; a leg missing for any file has no total.
+    let total = |leg: &dyn Fn(&Row) -> &[f64]| rows.iter().map(|r| median(leg(r))).sum::<Option<f64>>();
+    let (plain, peer, viva) = (total(&|r| &r.plain_s), total(&|r| &r.peer_s), total(&|r| &r.viva_s));
     let audio: f64 = rows.iter().map(|r| r.audio_s).sum();
-    let peer_total: Option<f64> = peer.map(|p| p.files.iter().map(|f| f.seconds).sum());
-    let words = |texts: &mut dyn Iterator<Item = (&Option<String>, &str)>| -> Option<f64> {
+    let words = |texts: &mut dyn Iterator<Item = (&Option<String>, Option<&str>)>| -> Option<f64> {
         // Word error rate over all files: errors summed over reference words summed.
         let (mut errors, mut total) = (0.0, 0.0);
         for (reference, text) in texts {
-            let reference = reference.as_deref()?;
+            let (reference, text) = (reference.as_deref()?, text?);
             let n = wer::normalised_words(reference).len() as f64;
             errors += word_error_rate(reference, text) * n;
             total += n;
@@ -267,24 +347,39 @@ fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>, tail_ms: u64) {
         (total > 0.0).then(|| errors / total)
     };
     let fmt = |w: Option<f64>| w.map(|w| format!("{w:.3}")).unwrap_or_else(|| "-".into());
-    let wer_plain = words(&mut rows.iter().map(|r| (&r.reference, r.plain_text.as_str())));
-    let wer_viva = words(&mut rows.iter().map(|r| (&r.reference, r.viva_text.as_str())));
-    let wer_peer = peer.and_then(|_| {
-        words(&mut rows.iter().map(|r| (&r.reference, peer_row(&r.name).map(|p| p.text.as_str()).unwrap_or(""))))
-    });
+    let wer_plain = words(&mut rows.iter().map(|r| (&r.reference, Some(r.plain_text.as_str()))));
+    let wer_peer = words(&mut rows.iter().map(|r| (&r.reference, r.peer_text.as_deref())));
+    let wer_viva = words(&mut rows.iter().map(|r| (&r.reference, Some(r.viva_text.as_str()))));
     println!(
-        "| **total** | {audio:.1} | {plain:.3} | {} | {viva:.3} | {:.2} | {} | | {} | {} | {} |",
-        peer_total.map(|p| format!("{p:.3}")).unwrap_or_else(|| "-".into()),
-        viva / plain,
-        peer_total.map(|p| format!("**{:.2}**", viva / p)).unwrap_or_else(|| "-".into()),
+        "| **total** | {audio:.1} | {} | {} | {} | {} | {} | | {} | {} | {} |",
+        secs(plain),
+        secs(peer),
+        secs(viva),
+        ratio(viva, plain),
+        peer.map(|_| format!("**{}**", ratio(viva, peer))).unwrap_or_else(|| "-".into()),
         fmt(wer_plain),
         fmt(wer_peer),
         fmt(wer_viva),
     );
+    // How far the ratio moves from round to round: each round's totals, compared.
+    let by_round = |other: &dyn Fn(&Row) -> &[f64]| {
+        let ratios: Vec<String> = round_totals(rows, |r| &r.viva_s)
+            .iter()
+            .zip(round_totals(rows, other))
+            .map(|(v, o)| format!("{:.2}", v / o))
+            .collect();
+        ratios.join(", ")
+    };
+    if rounds > 1 {
+        println!("each round's totals: viva / plain {}", by_round(&|r| &r.plain_s));
+        if peer.is_some() {
+            println!("each round's totals: viva / peer {}", by_round(&|r| &r.peer_s));
+        }
+    }
     let mut latencies: Vec<f64> = rows.iter().filter_map(|r| r.latency_ms).collect();
     if !latencies.is_empty() {
         latencies.sort_by(f64::total_cmp);
-        let wer_live = words(&mut rows.iter().map(|r| (&r.reference, r.live_text.as_deref().unwrap_or(""))));
+        let wer_live = words(&mut rows.iter().map(|r| (&r.reference, r.live_text.as_deref())));
         println!(
             "\nend_answer→answer in real time, one candidate, {tail_ms} ms of silence before end_answer: median {:.0} ms, max {:.0} ms; WER of those transcripts {}",
             crate::load::percentile(&latencies, 0.5).unwrap_or(0.0),
@@ -292,15 +387,55 @@ fn print_table(rows: &[Row], peer: Option<&peer::PeerRun>, tail_ms: u64) {
             fmt(wer_live),
         );
     }
-    if let Some(peer) = peer {
-        println!("peer: {} ({}), {} threads", peer.command, peer.compute, peer.threads);
-    }
+}
+
+fn print_transcripts(rows: &[Row]) {
     println!("\ntranscripts (plain | peer | viva):");
     for r in rows {
         println!("- {}\n  plain: {}", r.name, r.plain_text);
-        if let Some(p) = peer_row(&r.name) {
-            println!("  peer:  {}", p.text);
+        if let Some(p) = &r.peer_text {
+            println!("  peer:  {p}");
         }
         println!("  viva:  {}", r.viva_text);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{leg_order, median, round_totals, Leg, Row};
+
+    #[test]
+    fn each_leg_runs_first_in_turn() {
+        assert_eq!(leg_order(0), [Leg::Plain, Leg::Peer, Leg::Viva]);
+        assert_eq!(leg_order(1), [Leg::Peer, Leg::Viva, Leg::Plain]);
+        assert_eq!(leg_order(2), [Leg::Viva, Leg::Plain, Leg::Peer]);
+        assert_eq!(leg_order(3), leg_order(0));
+    }
+
+    #[test]
+    fn the_median_ignores_one_slow_round() {
+        assert_eq!(median(&[]), None);
+        assert_eq!(median(&[2.0, 9.0, 1.0]), Some(2.0));
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), Some(2.5));
+    }
+
+    #[test]
+    fn round_totals_add_each_round_over_the_files() {
+        let row = |viva_s: Vec<f64>| Row {
+            name: String::new(),
+            audio_s: 0.0,
+            plain_s: Vec::new(),
+            peer_s: Vec::new(),
+            viva_s,
+            latency_ms: None,
+            plain_text: String::new(),
+            peer_text: None,
+            viva_text: String::new(),
+            live_text: None,
+            reference: None,
+        };
+        let rows = [row(vec![1.0, 2.0, 3.0]), row(vec![10.0, 20.0])];
+        // A round only counts when every file has it.
+        assert_eq!(round_totals(&rows, |r| &r.viva_s), vec![11.0, 22.0]);
     }
 }

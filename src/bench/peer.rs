@@ -14,16 +14,14 @@ pub struct PeerFile {
     pub text: String,
 }
 
-pub struct PeerRun {
-    pub command: String,
-    pub compute: String,
-    pub threads: usize,
-    pub files: Vec<PeerFile>,
-}
-
 /// Runs `command MODEL FILE…` with `THREADS` and `COMPUTE` set, and reads its JSON lines.
-pub fn run(command: &Path, model: &Path, files: &[PathBuf], threads: usize, compute: &str) -> anyhow::Result<PeerRun> {
-    eprintln!("running the peer: {} {} ({compute}, {threads} threads)…", command.display(), model.display());
+pub fn run(
+    command: &Path,
+    model: &Path,
+    files: &[PathBuf],
+    threads: usize,
+    compute: &str,
+) -> anyhow::Result<Vec<PeerFile>> {
     let output = Command::new("bash")
         .arg(command)
         .arg(model)
@@ -35,8 +33,7 @@ pub fn run(command: &Path, model: &Path, files: &[PathBuf], threads: usize, comp
     if !output.status.success() {
         bail!("the peer failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr));
     }
-    let files = parse(&String::from_utf8_lossy(&output.stdout))?;
-    Ok(PeerRun { command: command.display().to_string(), compute: compute.into(), threads, files })
+    parse(&String::from_utf8_lossy(&output.stdout))
 }
 
 /// One `{file, seconds, text}` line per file; other lines (the total) are skipped.
