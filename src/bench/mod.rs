@@ -109,7 +109,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
         let rows = throughput(&args).await?;
         print_table(&rows, args.tail_ms);
         if let Some(peer) = &args.peer {
-            println!("peer: {} ({}), {} threads", peer.display(), args.peer_compute, args.engine.threads_per_worker);
+            println!("peer: {} ({}), {} threads", peer.display(), args.peer_compute, cpu_threads(&args.engine));
         }
         print_transcripts(&rows);
     }
@@ -181,10 +181,10 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
             command.display(),
             model.display(),
             args.peer_compute,
-            args.engine.threads_per_worker
+            cpu_threads(&args.engine)
         );
     }
-    let threads = args.engine.threads_per_worker;
+    let threads = cpu_threads(&args.engine);
     for round in 0..args.rounds as usize {
         eprintln!("round {} of {}…", round + 1, args.rounds);
         for (i, ((_, audio), file)) in clips.iter().zip(&args.files).enumerate() {
@@ -239,6 +239,12 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
     let _ = stop.send(());
     server.await??;
     Ok(rows)
+}
+
+/// The CPU threads viva's engine uses in all, which the plain call and the peer get too, so
+/// that two workers of one thread are compared against two threads, not one.
+fn cpu_threads(engine: &EngineSettings) -> usize {
+    (engine.workers * engine.threads_per_worker).max(1)
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
