@@ -30,23 +30,25 @@ fn serve_refuses_a_truncated_or_corrupt_model_with_a_clear_message() {
     }
 }
 
-/// Writes 16-bit mono speech to a WAV file.
-fn write_wav(path: &std::path::Path, samples: &[i16], rate: u32) {
+/// Speaks `text` after `lead_ms` of silence into `answer.wav` in `dir`.
+fn spoken_wav(dir: &std::path::Path, text: &str, lead_ms: u64) -> std::path::PathBuf {
+    let (speech, rate) = speak(text);
+    let path = dir.join("answer.wav");
+    let samples = concat(&[&silence(lead_ms, rate), &speech]);
     let spec =
         hound::WavSpec { channels: 1, sample_rate: rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
-    let mut writer = hound::WavWriter::create(path, spec).unwrap();
-    for &s in samples {
+    let mut writer = hound::WavWriter::create(&path, spec).unwrap();
+    for s in samples {
         writer.write_sample(s).unwrap();
     }
     writer.finalize().unwrap();
+    path
 }
 
 #[test]
 fn bench_runs_each_leg_once_a_round_and_reports_the_medians() {
-    let (speech, rate) = speak("I would read the logs first, then the metrics.");
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("answer.wav");
-    write_wav(&wav, &concat(&[&silence(500, rate), &speech]), rate);
+    let wav = spoken_wav(dir.path(), "I would read the logs first, then the metrics.", 500);
     // A stand-in for the peer command: it logs each call and reports a fixed time per file.
     let peer = dir.path().join("peer");
     let script = r#"echo "$@" >> "$PEER_LOG"
@@ -75,13 +77,19 @@ for f in "${@:2}"; do echo "{\"file\": \"$f\", \"seconds\": 0.5, \"text\": \"rea
     assert_eq!(calls.lines().count(), 3, "{calls}");
     assert!(calls.lines().all(|l| l.ends_with("answer.wav")), "{calls}");
     assert!(stdout.contains("median of 3 interleaved round(s)"), "{stdout}");
-    let row = stdout.lines().find(|l| l.starts_with("| answer.wav |")).expect("a row for the file");
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("| answer.wav |"))
+        .unwrap_or_else(|| panic!("no row for the file: {stdout}"));
     let cells: Vec<&str> = row.split('|').map(str::trim).collect();
     assert_eq!(cells[4], "0.500", "the peer's median time: {row}");
     let viva: f64 = cells[5].parse().unwrap();
     assert!(viva > 0.0, "{row}");
     assert_eq!(cells[7], format!("{:.2}", viva / 0.5), "viva / peer from the medians: {row}");
-    let by_round = stdout.lines().find(|l| l.starts_with("each round's totals: viva / peer")).expect("{stdout}");
+    let by_round = stdout
+        .lines()
+        .find(|l| l.starts_with("each round's totals: viva / peer"))
+        .unwrap_or_else(|| panic!("no per-round ratios: {stdout}"));
     assert_eq!(by_round.split(',').count(), 3, "{by_round}");
 }
 
@@ -89,10 +97,12 @@ for f in "${@:2}"; do echo "{\"file\": \"$f\", \"seconds\": 0.5, \"text\": \"rea
 fn review_reports_on_a_recording() {
     // tiny.en mishears espeak's "declared an incident" ("declared unincident" with 8-bit
     // weights, "declare that incident" with f16); this test is about the command, not that phrase.
-    let (speech, rate) = speak("We declared a major incident and posted updates to support every thirty minutes.");
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("answer.wav");
-    write_wav(&wav, &concat(&[&silence(1_000, rate), &speech]), rate);
+    let wav = spoken_wav(
+        dir.path(),
+        "We declared a major incident and posted updates to support every thirty minutes.",
+        1_000,
+    );
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let out = Command::new(env!("CARGO_BIN_EXE_viva"))
         .arg("review")

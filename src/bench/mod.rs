@@ -208,10 +208,10 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
                         let Some((command, model)) = peer else { continue };
                         let (command, model, files) = (command.clone(), model.clone(), vec![file.clone()]);
                         let compute = args.peer_compute.clone();
-                        let run =
+                        let timed =
                             tokio::task::spawn_blocking(move || peer::run(&command, &model, &files, threads, &compute))
                                 .await??;
-                        let Some(result) = run.into_iter().find(|f| f.name == row.name) else {
+                        let Some(result) = timed.into_iter().find(|f| f.name == row.name) else {
                             anyhow::bail!("the peer printed no time for {}", file.display())
                         };
                         row.peer_s.push(result.seconds);
