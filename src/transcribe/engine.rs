@@ -7,7 +7,7 @@
 //! closed mid-answer next, then pause decodes (the likely final text of a stretch whose speaker
 //! has stopped, which an answer ending in that pause waits for), and partial hypotheses last; a
 //! partial or pause decode already running gives way (whisper's abort callback) as soon as a
-//! closing or final stretch is waiting.
+//! closing or final stretch is waiting, and a running partial also gives way to a pause decode.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -86,6 +86,10 @@ struct Shared {
     /// Closing and final jobs waiting for a worker: a running pause decode or partial gives way
     /// while > 0.
     urgent_waiting: Arc<AtomicUsize>,
+    /// Jobs of any kind but partials waiting for a worker: a running partial gives way while > 0.
+    /// A pause decode covers the same stretch as the partial it stops, and its text is the one
+    /// an answer ending in that pause waits for.
+    outranking_partials: Arc<AtomicUsize>,
     /// Workers decoding right now.
     busy_workers: AtomicUsize,
 }
@@ -114,8 +118,8 @@ impl Shared {
         let mut queues = self.queues.lock().expect("engine queue lock");
         loop {
             if let Some(job) = queues.pop() {
-                if job.kind.is_urgent() {
-                    self.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+                for waiting in self.waiting_counters(job.kind) {
+                    waiting.fetch_sub(1, Ordering::SeqCst);
                 }
                 return Some(job);
             }
@@ -125,10 +129,18 @@ impl Shared {
             queues = self.work.wait(queues).expect("engine queue lock");
         }
     }
+
+    /// The counters a job of this kind is counted in while it waits for a worker.
+    fn waiting_counters(&self, kind: JobKind) -> impl Iterator<Item = &AtomicUsize> {
+        let urgent = kind.is_urgent().then_some(&*self.urgent_waiting);
+        let outranking = (kind != JobKind::Partial).then_some(&*self.outranking_partials);
+        urgent.into_iter().chain(outranking)
+    }
 }
 
 impl JobKind {
-    /// Whether a running pause decode or partial gives way to this job.
+    /// Whether a running pause decode or partial gives way to this job (a partial also gives way to
+    /// a pause decode: `Shared::outranking_partials`).
     fn is_urgent(self) -> bool {
         matches!(self, JobKind::Closing | JobKind::Final)
     }
@@ -162,6 +174,7 @@ impl Engine {
             queues: Mutex::new(Queues::default()),
             work: Condvar::new(),
             urgent_waiting: Arc::new(AtomicUsize::new(0)),
+            outranking_partials: Arc::new(AtomicUsize::new(0)),
             busy_workers: AtomicUsize::new(0),
         });
         let workers = settings.workers.max(1);
@@ -191,10 +204,11 @@ impl Engine {
                             continue;
                         }
                         shared.busy_workers.fetch_add(1, Ordering::SeqCst);
-                        let interrupt = || Interrupt::when_waiting(&shared.urgent_waiting);
                         let result = match kind {
-                            JobKind::Partial => transcriber.transcribe_words(&audio, interrupt()),
-                            JobKind::Pause => transcriber.transcribe_interruptible(&audio, interrupt()),
+                            JobKind::Partial => transcriber
+                                .transcribe_words(&audio, Interrupt::when_waiting(&shared.outranking_partials)),
+                            JobKind::Pause => transcriber
+                                .transcribe_interruptible(&audio, Interrupt::when_waiting(&shared.urgent_waiting)),
                             JobKind::Closing | JobKind::Final => match &before {
                                 Some(before) => transcriber.transcribe_after(&audio, before),
                                 None => transcriber.transcribe(&audio),
@@ -264,12 +278,12 @@ impl Engine {
         };
         let (reply, response) = oneshot::channel();
         let shared = &self.owner.shared;
-        if kind.is_urgent() {
-            shared.urgent_waiting.fetch_add(1, Ordering::SeqCst);
+        for waiting in shared.waiting_counters(kind) {
+            waiting.fetch_add(1, Ordering::SeqCst);
         }
         if shared.push(Job { kind, audio, before, reply, _room: room }).is_err() {
-            if kind.is_urgent() {
-                shared.urgent_waiting.fetch_sub(1, Ordering::SeqCst);
+            for waiting in shared.waiting_counters(kind) {
+                waiting.fetch_sub(1, Ordering::SeqCst);
             }
             return Err(EngineError::Stopped);
         }
@@ -420,6 +434,22 @@ mod tests {
         assert!(started.elapsed() < Duration::from_secs(4));
         assert_eq!(*done.lock().unwrap(), vec![1.0]);
         assert_eq!(engine.busy_workers(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_running_partial_gives_way_to_a_pause_decode_but_a_pause_decode_does_not() {
+        let (engine, done) = engine(8, 1000);
+        let partial = spawn(&engine, vec![5_000.0, 9.0], JobKind::Partial);
+        settle().await;
+        let started = std::time::Instant::now();
+        let first = spawn(&engine, vec![100.0, 1.0], JobKind::Pause);
+        settle().await;
+        engine.transcribe(vec![1.0, 2.0], JobKind::Pause).await.unwrap();
+        assert!(matches!(partial.await.unwrap(), Err(EngineError::Busy)));
+        assert!(started.elapsed() < Duration::from_secs(4));
+        // The first pause decode was running when the second came, and finished.
+        first.await.unwrap().unwrap();
+        assert_eq!(*done.lock().unwrap(), vec![1.0, 2.0]);
     }
 
     #[tokio::test]

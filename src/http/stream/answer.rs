@@ -148,10 +148,7 @@ impl Conn {
         // When the last partials agree on how the stretch begins, only the rest is transcribed
         // (see `session::agreement`): the candidate may be waiting for it, and the worker is
         // shared. Live streams only: an upload has no partials.
-        let prefix = match &ready {
-            None => self.live_for(index).and_then(|live| live.agreed_prefix(&job)),
-            Some(_) => None,
-        };
+        let prefix = self.live_for(index).and_then(|live| live.agreed_prefix(&job));
         tracing::debug!(
             clip_ms = crate::audio::samples_to_ms(job.clip_samples),
             ?kind,
@@ -167,16 +164,7 @@ impl Conn {
                     return (index, job, Ok(pieces));
                 }
             }
-            if let Some(prefix) = prefix {
-                let rest = audio[(ms_to_samples(prefix.cut_ms) as usize).min(audio.len())..].to_vec();
-                let before = crate::transcribe::joined_text(&prefix.pieces);
-                let result = engine
-                    .transcribe_after(rest, kind, Some(before))
-                    .await
-                    .map(|pieces| agreement::join(prefix, pieces));
-                return (index, job, result);
-            }
-            let result = engine.transcribe(audio, kind).await;
+            let result = transcribe_stretch(&engine, audio, kind, prefix).await;
             (index, job, result)
         }));
     }
@@ -384,4 +372,19 @@ impl Conn {
         let _ = self.store_audio(true).await;
         self.outbox.clear();
     }
+}
+
+/// A stretch's clip, transcribed whole, or, when the partials agreed on how it begins, only the
+/// rest after that prefix, read with the prefix's text as context and joined to it.
+async fn transcribe_stretch(
+    engine: &crate::transcribe::Engine,
+    mut clip: Vec<f32>,
+    kind: JobKind,
+    prefix: Option<agreement::AgreedPrefix>,
+) -> Result<Vec<crate::transcribe::TextPiece>, EngineError> {
+    let Some(prefix) = prefix else { return engine.transcribe(clip, kind).await };
+    let rest = clip.split_off((ms_to_samples(prefix.cut_ms) as usize).min(clip.len()));
+    let before = crate::transcribe::joined_text(&prefix.pieces);
+    let pieces = engine.transcribe_after(rest, kind, Some(before)).await?;
+    Ok(agreement::join(prefix, pieces))
 }
