@@ -175,16 +175,10 @@ async fn throughput(args: &BenchArgs) -> anyhow::Result<Vec<Row>> {
         })
         .collect();
     let peer = args.peer.as_ref().zip(args.peer_model.as_ref());
-    if let Some((command, model)) = peer {
-        eprintln!(
-            "the peer: {} {} ({}, {} threads)",
-            command.display(),
-            model.display(),
-            args.peer_compute,
-            cpu_threads(&args.engine)
-        );
-    }
     let threads = cpu_threads(&args.engine);
+    if let Some((command, model)) = peer {
+        eprintln!("the peer: {} {} ({}, {threads} threads)", command.display(), model.display(), args.peer_compute);
+    }
     for round in 0..args.rounds as usize {
         eprintln!("round {} of {}…", round + 1, args.rounds);
         for (i, ((_, audio), file)) in clips.iter().zip(&args.files).enumerate() {
