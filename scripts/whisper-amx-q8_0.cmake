@@ -7,9 +7,10 @@
 # ggml's AMX buffer (Intel Xeon 4th gen and later: amx_int8) accepts a weight only when its row
 # length K is a multiple of 2048, a guard marked "not sure if correct" upstream
 # (ggml-org/llama.cpp#16315). Whisper's K is 384 to 5120, so on AMX machines every product ran on
-# the AVX-512 kernels. The AMX q8_0 kernel is exact for K a multiple of 64: the test
-# `amx_q8_0_matches_the_cpu_kernels` compares it with the plain CPU kernels at Whisper's shapes
-# (1e-7 relative); at K = 32 it returns garbage, hence the 64. Other types keep upstream's guard.
+# the AVX-512 kernels. For K a multiple of 64 the AMX q8_0 kernel agrees with the plain CPU
+# kernels to about 3e-7 of the scale (the same integer products summed in another order):
+# `amx_q8_0_matches_the_cpu_kernels_at_whispers_shapes` in tests/amx_kernels.rs checks it at
+# Whisper's shapes. At K = 32 it returns garbage, hence the 64. Other types keep upstream's guard.
 #
 # The replacement is idempotent (project() runs more than once) and fails the build if neither the
 # original nor the patched text is there, so a whisper-rs-sys upgrade cannot drop it silently.
