@@ -15,6 +15,11 @@
 # The replacement is idempotent (project() runs more than once) and fails the build if neither the
 # original nor the patched text is there, so a whisper-rs-sys upgrade cannot drop it silently.
 
+# cargo hands CMAKE_* variables to every build script that runs cmake: act on whisper.cpp only.
+if(NOT CMAKE_PROJECT_NAME STREQUAL "whisper.cpp")
+  return()
+endif()
+
 set(_viva_amx_file "${CMAKE_SOURCE_DIR}/ggml/src/ggml-cpu/amx/amx.cpp")
 if(NOT EXISTS "${_viva_amx_file}")
   message(FATAL_ERROR "viva: ${_viva_amx_file} is gone; review scripts/whisper-amx-q8_0.cmake")
