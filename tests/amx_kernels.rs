@@ -131,7 +131,7 @@ fn mul_mat(weight: &Weight, x: &[f32], m: usize, threads: i32) -> (bool, Vec<f32
         let mut out = vec![0f32; n * m];
         if supported {
             assert_eq!(sys::ggml_backend_graph_compute(backend, graph), sys::ggml_status_GGML_STATUS_SUCCESS);
-            sys::ggml_backend_tensor_get(y, out.as_mut_ptr().cast(), 0, out.len() * 4);
+            sys::ggml_backend_tensor_get(y, out.as_mut_ptr().cast(), 0, std::mem::size_of_val(out.as_slice()));
         }
         sys::ggml_backend_buffer_free(buffer);
         sys::ggml_backend_free(backend);
