@@ -89,7 +89,8 @@ pub struct EngineSettings {
     /// Time the words of live partials by whisper.cpp's DTW alignment (cross-attention of the
     /// model's alignment heads) rather than its timestamp-token estimates, which fall apart in a
     /// partial that ends mid-sentence. For tiny and base models, with flash attention off. Costs
-    /// every call one more decoder pass over its tokens.
+    /// each partial one more decoder pass over its tokens; other calls skip it
+    /// (`scripts/whisper-patches/dtw-on-request.cmake`).
     #[arg(long, env = "VIVA_DTW_WORD_TIMES", default_value_t = true, action = clap::ArgAction::Set)]
     pub dtw_word_times: bool,
 }

@@ -1,5 +1,6 @@
-//! viva lets whisper.cpp's AMX kernels take Whisper's q8_0 weights (`scripts/whisper-amx-q8_0.cmake`,
-//! wired in `.cargo/config.toml`), which upstream's guard kept for rows a multiple of 2048 long.
+//! viva lets whisper.cpp's AMX kernels take Whisper's q8_0 weights
+//! (`scripts/whisper-patches/amx-q8_0.cmake`, wired in `.cargo/config.toml`), which upstream's
+//! guard kept for rows a multiple of 2048 long.
 //! These tests hold the patch to what it claims, through ggml's own API: at Whisper's shapes the
 //! AMX kernels give what ggml's plain CPU kernels give, and the guard still refuses the rows
 //! (32 long) on which the AMX kernel is wrong.
@@ -156,7 +157,10 @@ fn amx_q8_0_matches_the_cpu_kernels_at_whispers_shapes() {
                 seed += 1;
                 let x = values(k * m, seed);
                 let (taken, a) = mul_mat(&on_amx, &x, m, threads);
-                assert!(taken, "the AMX buffer refuses k={k} n={n}: is scripts/whisper-amx-q8_0.cmake applied?");
+                assert!(
+                    taken,
+                    "the AMX buffer refuses k={k} n={n}: is scripts/whisper-patches/amx-q8_0.cmake applied?"
+                );
                 let (_, c) = mul_mat(&on_cpu, &x, m, threads);
                 let scale = c.iter().fold(0f32, |s, v| s.max(v.abs()));
                 let worst = a.iter().zip(&c).fold(0f32, |s, (a, c)| s.max((a - c).abs()));
