@@ -83,10 +83,14 @@ test('two-question interview, reconnect mid-answer, then the review page', { tim
     await dropped.server.close().catch(() => {});
     await page.locator('#status', { hasText: 'Nothing was lost' }).waitFor({ timeout: 120_000 });
     assert.ok(streams.length >= 2, 'the page reconnected');
-    // The recording loops. Finishing as soon as a partial read "blameless" left the answer a
-    // 2.5 s clip that the final read "After words we held a plain list post, Morgan", which
-    // covers no checklist item (one CI run); wait for the loop's next sentences instead.
-    await heard(/support|thirty minutes|30 minutes/i).waitFor({ timeout: SEGMENT_TIMEOUT });
+    // The recording loops (its three sentences, then 3 s of silence, which closes a stretch),
+    // and this answer may begin anywhere in it. Finishing on a partial's words left answers of
+    // 2.5 and 3.7 s cut from the last sentence, read "After words we held a plain list post,
+    // Morgan" and "…, more than…", which cover no checklist item (two CI runs: the second
+    // matched "30 minutes" at the answer's very start). So wait for a closed segment holding a
+    // whole pass: its first sentence, then its second.
+    await page.locator('#transcript-final li', { hasText: /(incident|bridge).*(support|thirty|30 minutes|updates)/i })
+      .first().waitFor({ timeout: SEGMENT_TIMEOUT });
     await finishAnswer(page);
     await page.locator('#feedback:not([hidden]) .checklist li.covered').first().waitFor({ timeout: SEGMENT_TIMEOUT });
     // Words of this answer's script; tiny.en sometimes misreads the last words, cut off by the
