@@ -23,6 +23,13 @@ const FULL_AUDIO_CTX: usize = 1500;
 /// slower (an 8 s clip: 1000 positions 347 ms, 1024 positions 272 ms). Rounding up is free
 /// accuracy and time.
 const AUDIO_CTX_ALIGN: usize = 16;
+/// The least encoder context a call gets (7.7 s). Fitted tight to a clip of a second or two
+/// (128 to 192 positions), tiny.en often loops ("We have a outage." eight times) and the clip is
+/// read again without the filler prompt, or dropped as repetitive. A stretch's first partials
+/// read exactly such clips. The first 0.6 to 2 s of three espeak sentences
+/// (`a_stretchs_first_second_is_read_at_the_first_try`): 7 of 18 looped fitted tight, 3 with a
+/// floor of 256 positions, none with 384 or 512.
+const MIN_AUDIO_CTX: usize = 384;
 /// whisper.cpp refuses audio shorter than 100 ms and is unreliable under a second: pad to this.
 const MIN_SAMPLES: usize = 16_000 + 1_600;
 /// A segment is dropped as not speech when whisper both thinks it probably is not speech and is
@@ -114,6 +121,7 @@ impl WhisperFactory {
             trim_audio_ctx: self.trim_audio_ctx,
             initial_prompt: self.initial_prompt.clone(),
             last_windows: 0,
+            last_decodes: 0,
             eot: self.context.token_eot(),
         })
     }
@@ -132,6 +140,9 @@ pub struct WhisperTranscriber {
     initial_prompt: Option<String>,
     /// Windows whisper took for the last clip, its own and the rest-of-clip passes.
     last_windows: usize,
+    /// Times the last clip was decoded: more than one when a decoding loop made it read again
+    /// with less context.
+    last_decodes: usize,
     /// The first special token: ids from here on are not text.
     eot: i32,
 }
@@ -146,6 +157,11 @@ impl WhisperTranscriber {
     pub fn last_windows(&self) -> usize {
         self.last_windows
     }
+
+    /// How many times the last clip was decoded (1 when whisper read it at the first try).
+    pub fn last_decodes(&self) -> usize {
+        self.last_decodes
+    }
 }
 
 fn mean_log_probability(segment: &whisper_rs::WhisperSegment<'_>) -> f32 {
@@ -157,9 +173,12 @@ fn mean_log_probability(segment: &whisper_rs::WhisperSegment<'_>) -> f32 {
     sum / n as f32
 }
 
-/// The encoder context for a clip: its own length plus a margin, never more than whisper's 30 s.
+/// The encoder context for a clip: its own length plus a margin, at least `MIN_AUDIO_CTX`, never
+/// more than whisper's 30 s.
 pub fn audio_ctx_for(samples: usize) -> usize {
-    (samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + AUDIO_CTX_MARGIN).next_multiple_of(AUDIO_CTX_ALIGN).min(FULL_AUDIO_CTX)
+    (samples.div_ceil(SAMPLES_PER_AUDIO_CTX) + AUDIO_CTX_MARGIN)
+        .next_multiple_of(AUDIO_CTX_ALIGN)
+        .clamp(MIN_AUDIO_CTX, FULL_AUDIO_CTX)
 }
 
 /// The encoder context for one window: fitted to its audio, and for the rest of a clip (`tail_of`
@@ -289,6 +308,7 @@ impl WhisperTranscriber {
         // The prompt keeps fillers, but on some short clips it sends greedy decoding into a
         // loop ("The low air. The low air. …"): then the clip is decoded again with less of it,
         // down to none.
+        self.last_decodes = 0;
         let initial = self.initial_prompt.clone();
         let with_before = before.map(|b| format!("{} {b}", initial.as_deref().unwrap_or_default()).trim().to_string());
         for prompt in [with_before, initial].into_iter().flatten() {
@@ -324,6 +344,7 @@ impl WhisperTranscriber {
         let mut offset_ms = 0u64;
         let clip_ctx = audio_ctx_for(audio.len());
         self.last_windows = 0;
+        self.last_decodes += 1;
         for _ in 0..MAX_WINDOWS {
             self.last_windows += 1;
             let rest = &audio[(offset_ms as usize * 16).min(audio.len())..];
@@ -657,7 +678,7 @@ mod tests {
     #[test]
     fn the_rest_of_a_clip_gets_the_least_context_but_never_more_than_the_clip() {
         let two_s = 16_000 * 2;
-        assert_eq!(window_audio_ctx(two_s, None), 176, "a clip of its own: fitted");
+        assert_eq!(window_audio_ctx(two_s, None), 384, "a clip of its own: fitted (176), but the floor");
         // After a 20 s clip (context 1072): the minimum of 512.
         assert_eq!(window_audio_ctx(two_s, Some(audio_ctx_for(16_000 * 20))), 512);
         // After a 7.2 s clip (context 432): no more than the clip had, as in whisper.cpp.
@@ -668,8 +689,9 @@ mod tests {
 
     #[test]
     fn audio_ctx_follows_the_clip_length() {
-        assert_eq!(audio_ctx_for(16_000), 128); // 50 + 64, rounded up to a multiple of 16
-        assert_eq!(audio_ctx_for(16_001), 128);
+        assert_eq!(audio_ctx_for(16_000), 384); // 50 + 64 = 114: the floor, MIN_AUDIO_CTX
+        assert_eq!(audio_ctx_for(16_000 * 7), 416); // 350 + 64, rounded up to a multiple of 16
+        assert_eq!(audio_ctx_for(16_000 * 7 + 1), 416);
         assert_eq!(audio_ctx_for(16_000 * 10), 576);
         assert_eq!(audio_ctx_for(16_000 * 29), 1500);
         assert_eq!(audio_ctx_for(16_000 * 30), 1500);
