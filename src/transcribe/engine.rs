@@ -6,8 +6,9 @@
 //! other work can wait a little. So the stretch that closes an answer goes first, stretches
 //! closed mid-answer next, then pause decodes (the likely final text of a stretch whose speaker
 //! has stopped, which an answer ending in that pause waits for), and partial hypotheses last; a
-//! partial or pause decode already running gives way (whisper's abort callback) as soon as a
-//! closing or final stretch is waiting, and a running partial also gives way to a pause decode.
+//! partial or pause decode already running gives way (whisper's abort callback, asked inside the
+//! encoder too: scripts/whisper-patches/encoder-abort.cmake) as soon as a closing or final stretch
+//! is waiting, and a running partial also gives way to a pause decode.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};

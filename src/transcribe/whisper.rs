@@ -223,7 +223,9 @@ struct AbortCheck {
     interrupt: Option<Interrupt>,
 }
 
-/// whisper.cpp asks this after encoding and after each decoding step.
+/// whisper.cpp asks this before each node of the encoder's graphs (viva's patch,
+/// scripts/whisper-patches/encoder-abort.cmake: otherwise only once the whole encoder has run)
+/// and after each decoding step.
 unsafe extern "C" fn should_abort(user_data: *mut std::ffi::c_void) -> bool {
     // SAFETY: `decode` passes a pointer to an `AbortCheck` that lives across the whole call.
     let check = unsafe { &*(user_data as *const AbortCheck) };
@@ -491,6 +493,7 @@ impl WhisperTranscriber {
             audio_ctx,
             tokens = self.state.as_iter().map(|s| s.n_tokens()).sum::<i32>(),
             prompt = prompt.is_some(),
+            words = cut == Pieces::Words,
             windows = windows.get(),
             elapsed_ms = elapsed.as_millis() as u64,
             "whisper call"

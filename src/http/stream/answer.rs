@@ -201,9 +201,11 @@ impl Conn {
             return;
         }
         // A partial that falls due starts on the next frame, not on the one that crossed the
-        // second: when that frame was the answer's last, `end_answer` comes next, and whisper
-        // cannot interrupt an encoder pass once started, so the final would wait for it
-        // (measured: about 40 ms more from `end_answer` to `answer`).
+        // second: when that frame was the answer's last, `end_answer` comes next, and the
+        // closing stretch would find the worker busy with it (measured when whisper's encoder
+        // could not be interrupted: about 40 ms more from `end_answer` to `answer`; the encoder
+        // now gives way when asked, scripts/whisper-patches/encoder-abort.cmake, but a partial
+        // started only to be stopped is still wasted work).
         if !live.partial_due() {
             self.partial_armed = false;
             return;
