@@ -6,19 +6,14 @@
 mod common;
 
 use viva::transcribe::load_whisper;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
+use whisper_rs::WhisperState;
 
 const SPEECH: &str = "I declared an incident and paged the on call engineer.";
 
 /// Transcribes `audio` as viva's calls do, with or without token times, and returns the text and
 /// each text token's DTW time (-1: not computed).
 fn transcribe(state: &mut WhisperState, eot: i32, audio: &[f32], token_times: bool) -> (String, Vec<i64>) {
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(2);
-    params.set_language(Some("en"));
-    params.set_no_context(true);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
+    let mut params = common::greedy_params();
     params.set_token_timestamps(token_times);
     state.full(params, audio).expect("whisper runs");
     let mut text = String::new();

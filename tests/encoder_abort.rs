@@ -9,7 +9,7 @@ mod common;
 use std::cell::Cell;
 
 use viva::transcribe::load_whisper;
-use whisper_rs::{FullParams, SamplingStrategy, WhisperState};
+use whisper_rs::WhisperState;
 
 const SPEECH: &str = "I declared an incident and paged the on call engineer.";
 
@@ -31,12 +31,7 @@ unsafe extern "C" fn count_and_maybe_stop(user_data: *mut std::ffi::c_void) -> b
 /// One greedy call as viva makes it (no token times), asking the callback as whisper.cpp does.
 /// Returns whether the call succeeded, its text and its number of text tokens.
 fn transcribe(state: &mut WhisperState, eot: i32, audio: &[f32], questions: &Questions) -> (bool, String, usize) {
-    let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
-    params.set_n_threads(2);
-    params.set_language(Some("en"));
-    params.set_no_context(true);
-    params.set_print_progress(false);
-    params.set_print_realtime(false);
+    let mut params = common::greedy_params();
     params.set_audio_ctx(384);
     // SAFETY: `questions` outlives `state.full`, the only call that uses the pointer.
     unsafe {

@@ -13,6 +13,18 @@ use viva::config::{EngineSettings, Limits};
 use viva::http::{serve, AppState};
 use viva::transcribe::{load_whisper, Engine, WhisperFactory};
 
+/// Parameters for one greedy whisper call as viva makes it (two threads, English, no context
+/// from earlier calls, nothing printed), for tests that call whisper directly.
+pub fn greedy_params<'a, 'b>() -> whisper_rs::FullParams<'a, 'b> {
+    let mut params = whisper_rs::FullParams::new(whisper_rs::SamplingStrategy::Greedy { best_of: 1 });
+    params.set_n_threads(2);
+    params.set_language(Some("en"));
+    params.set_no_context(true);
+    params.set_print_progress(false);
+    params.set_print_realtime(false);
+    params
+}
+
 pub fn model_path() -> PathBuf {
     static READY: Mutex<bool> = Mutex::new(false);
     // The model the server runs by default (tiny.en, 8-bit weights).
