@@ -14,7 +14,7 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{oneshot, OwnedSemaphorePermit, Semaphore};
 
@@ -56,6 +56,8 @@ struct Job {
     reply: Reply,
     /// Room in the queue, given back when a worker takes the job.
     _room: OwnedSemaphorePermit,
+    /// When the job was queued, for the time it waited (logged at debug level).
+    queued_at: Instant,
 }
 
 #[derive(Default)]
@@ -198,12 +200,13 @@ impl Engine {
                         }
                     };
                     drop(ready);
-                    while let Some(Job { kind, audio, before, reply, _room: room }) = shared.take() {
+                    while let Some(Job { kind, audio, before, reply, _room: room, queued_at }) = shared.take() {
                         // Taken by a worker: its place in the queue is free again.
                         drop(room);
                         if reply.is_closed() {
                             continue;
                         }
+                        let started = Instant::now();
                         shared.busy_workers.fetch_add(1, Ordering::SeqCst);
                         let result = match kind {
                             JobKind::Partial => transcriber
@@ -216,6 +219,16 @@ impl Engine {
                             },
                         };
                         shared.busy_workers.fetch_sub(1, Ordering::SeqCst);
+                        // Where a job's time goes, waiting or running, for operators sizing workers
+                        // and for latency work (VIVA_LOG=viva::transcribe=debug).
+                        tracing::debug!(
+                            ?kind,
+                            audio_ms = audio.len() / 16,
+                            waited_ms = (started - queued_at).as_millis() as u64,
+                            ran_ms = started.elapsed().as_millis() as u64,
+                            interrupted = matches!(result, Err(TranscribeError::Interrupted)),
+                            "job done"
+                        );
                         let _ = reply.send(result);
                     }
                 })
@@ -282,7 +295,7 @@ impl Engine {
         for waiting in shared.waiting_counters(kind) {
             waiting.fetch_add(1, Ordering::SeqCst);
         }
-        if shared.push(Job { kind, audio, before, reply, _room: room }).is_err() {
+        if shared.push(Job { kind, audio, before, reply, _room: room, queued_at: Instant::now() }).is_err() {
             for waiting in shared.waiting_counters(kind) {
                 waiting.fetch_sub(1, Ordering::SeqCst);
             }

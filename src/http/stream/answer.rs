@@ -291,6 +291,7 @@ impl Conn {
 
     /// Ends the answer in progress (if any): transcribes what is left, stores and sends it.
     pub(super) async fn finalise_answer(&mut self, interrupted: bool) -> Result<(), Stop> {
+        let began = std::time::Instant::now();
         let Some((index, mut events)) = self.drain_resampler() else { return Ok(()) };
         let Some(live) = self.live_for(index) else { return Ok(()) };
         events.extend(live.finish());
@@ -315,7 +316,10 @@ impl Conn {
             store.save_progress(&self.session_id, index, clock).await
         };
         saved.await.map_err(|e| self.store_failed(e))?;
-        tracing::info!(session = %self.session_id, index, audio_ms = answer.audio_ms, segments = answer.segments.len(), "answer finalised");
+        // `took_ms`: from the answer's end (`end_answer`, the time limit) to its report, as the
+        // candidate waits for it.
+        let took_ms = began.elapsed().as_millis() as u64;
+        tracing::info!(session = %self.session_id, index, audio_ms = answer.audio_ms, segments = answer.segments.len(), took_ms, "answer finalised");
         self.outbox.push_back(ServerMessage::Answer(answer));
         Ok(())
     }
