@@ -119,19 +119,21 @@ pub async fn run_capacity(args: &BenchArgs) -> anyhow::Result<()> {
     let wide_open =
         [("VIVA_MAX_STREAMS", (most + 8).to_string()), ("VIVA_MAX_CONNECTIONS_PER_ADDRESS", (most + 8).to_string())];
     println!(
-        "\n### Capacity: concurrent candidates streaming in real time ({} answers of {} s at most, answers cycled, {} ms of silence before end_answer)\n",
+        "\n### Capacity: concurrent candidates streaming in real time ({} recordings of {} s at most, cycled; {} answers per candidate; {} ms of silence before end_answer)\n",
         clips.len(),
         args.capacity_clip_max_s,
+        args.capacity_answers,
         args.tail_ms
     );
     println!("{} holds |", LoadReport::HEADER);
     println!("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |");
+    let answers = args.capacity_answers as usize;
     let mut capacity = 0;
     let mut counts = args.capacity.clone();
     counts.sort_unstable();
     for n in counts {
         let server = ChildServer::start(args, &wide_open).await?;
-        let plan = LoadPlan { streams: n, tail_ms: args.tail_ms, ..Default::default() };
+        let plan = LoadPlan { streams: n, answers, tail_ms: args.tail_ms, ..Default::default() };
         let report = run_load(&server.http, &plan, &clips).await?;
         let ok = holds(&report);
         print_row(&report, if ok { "yes" } else { "no" });
@@ -144,7 +146,7 @@ pub async fn run_capacity(args: &BenchArgs) -> anyhow::Result<()> {
         // At capacity, with two candidates more than the server admits.
         let limited = [("VIVA_MAX_STREAMS", capacity.to_string())];
         let server = ChildServer::start(args, &limited).await?;
-        let plan = LoadPlan { streams: capacity + 2, tail_ms: args.tail_ms, ..Default::default() };
+        let plan = LoadPlan { streams: capacity + 2, answers, tail_ms: args.tail_ms, ..Default::default() };
         let report = run_load(&server.http, &plan, &clips).await?;
         println!("\nwith VIVA_MAX_STREAMS={capacity} and {} candidates:\n", capacity + 2);
         print_row(&report, if report.refused == 2 && holds_admitted(&report) { "yes" } else { "no" });

@@ -69,6 +69,11 @@ pub struct BenchArgs {
     /// the longest answer they use.
     #[arg(long, default_value_t = 65)]
     pub capacity_clip_max_s: u64,
+    /// Answers each candidate gives in a capacity run. With one, a count's median rested on as
+    /// many answers as there were candidates, and 8 candidates read p50 303 ms in one run and
+    /// 242 ms in the next on the same build.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=10))]
+    pub capacity_answers: u64,
     /// Idle streams to open for the memory figures (0: skip).
     #[arg(long, default_value_t = 0)]
     pub idle: usize,
@@ -437,5 +442,21 @@ mod tests {
         let rows = [row(vec![1.0, 2.0, 3.0]), row(vec![10.0, 20.0])];
         // A round only counts when every file has it.
         assert_eq!(round_totals(&rows, |r| &r.viva_s), vec![11.0, 22.0]);
+    }
+
+    #[test]
+    fn capacity_runs_give_two_answers_per_candidate_unless_told() {
+        use clap::Parser;
+        let bench = |args: &[&str]| {
+            let argv = ["viva", "bench"].iter().chain(args).chain(&["a.wav"]);
+            match crate::cli::Cli::try_parse_from(argv).map(|cli| cli.command) {
+                Ok(crate::cli::Command::Bench(args)) => Ok(args.capacity_answers),
+                Ok(other) => panic!("not the bench: {other:?}"),
+                Err(e) => Err(e.kind()),
+            }
+        };
+        assert_eq!(bench(&[]), Ok(2));
+        assert_eq!(bench(&["--capacity-answers", "4"]), Ok(4));
+        assert_eq!(bench(&["--capacity-answers", "0"]), Err(clap::error::ErrorKind::ValueValidation));
     }
 }
