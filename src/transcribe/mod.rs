@@ -77,6 +77,18 @@ pub trait Transcriber: Send {
         self.transcribe_interruptible(audio, interrupt)
     }
 
+    /// Like [`Transcriber::transcribe_words`], for audio that follows `before`, text already
+    /// settled (see [`Transcriber::transcribe_after`]).
+    fn transcribe_words_after(
+        &mut self,
+        audio: &[f32],
+        before: &str,
+        interrupt: Interrupt,
+    ) -> Result<Vec<TextPiece>, TranscribeError> {
+        let _ = before;
+        self.transcribe_words(audio, interrupt)
+    }
+
     /// Like [`Transcriber::transcribe`], for audio that follows `before`, text already settled:
     /// whisper reads it as context, as whisper.cpp does between windows. Transcribers without
     /// a prompt ignore it.

@@ -208,6 +208,15 @@ impl Transcriber for WhisperTranscriber {
         self.run(audio, Some(interrupt), Pieces::Words)
     }
 
+    fn transcribe_words_after(
+        &mut self,
+        audio: &[f32],
+        before: &str,
+        interrupt: Interrupt,
+    ) -> Result<Vec<TextPiece>, TranscribeError> {
+        self.run_after(audio, Some(before), Some(interrupt), Pieces::Words)
+    }
+
     /// The settled text follows the filler prompt. Without that context the rest of a stretch
     /// read worse: on the agreement measurement, 0.245 word error rate against 0.210 with it
     /// (0.207 for whole stretches).

@@ -1,7 +1,6 @@
 //! One question after another: asking, taking audio, transcribing stretches, finalising.
 
 use super::*;
-use crate::session::agreement;
 
 impl Conn {
     pub(super) async fn on_start(&mut self, audio: AudioSpec, upload: bool) -> Result<(), Stop> {
@@ -164,7 +163,7 @@ impl Conn {
                     return (index, job, Ok(pieces));
                 }
             }
-            let result = transcribe_stretch(&engine, audio, kind, prefix).await;
+            let result = engine.transcribe_stretch(audio, kind, prefix).await;
             (index, job, result)
         }));
     }
@@ -215,10 +214,14 @@ impl Conn {
         }
         self.partial_armed = false;
         let Some(mut job) = live.partial_job() else { return };
+        // Once the partials have settled how the stretch begins, the next ones read only the rest,
+        // as the final will: cheaper (partials read 39 % less audio on the agreement measurement),
+        // and the final's words after the cut are read the way the partials read them.
+        let prefix = live.agreed_prefix(&job);
         let engine = self.state.engine.clone();
         let audio = std::mem::take(&mut job.audio);
         self.partials.push(Box::pin(async move {
-            let result = engine.transcribe(audio, JobKind::Partial).await;
+            let result = engine.transcribe_stretch(audio, JobKind::Partial, prefix).await;
             (index, job, result)
         }));
     }
@@ -378,19 +381,4 @@ impl Conn {
         let _ = self.store_audio(true).await;
         self.outbox.clear();
     }
-}
-
-/// A stretch's clip, transcribed whole, or, when the partials agreed on how it begins, only the
-/// rest after that prefix, read with the prefix's text as context and joined to it.
-async fn transcribe_stretch(
-    engine: &crate::transcribe::Engine,
-    mut clip: Vec<f32>,
-    kind: JobKind,
-    prefix: Option<agreement::AgreedPrefix>,
-) -> Result<Vec<crate::transcribe::TextPiece>, EngineError> {
-    let Some(prefix) = prefix else { return engine.transcribe(clip, kind).await };
-    let rest = clip.split_off((ms_to_samples(prefix.cut_ms) as usize).min(clip.len()));
-    let before = crate::transcribe::joined_text(&prefix.pieces);
-    let pieces = engine.transcribe_after(rest, kind, Some(before)).await?;
-    Ok(agreement::join(prefix, pieces))
 }
