@@ -501,6 +501,45 @@ mod tests {
         assert_eq!(*done.lock().unwrap(), vec![1.0]);
     }
 
+    /// Tells which call a job came through, and the settled text it was given.
+    struct Calls;
+    impl Transcriber for Calls {
+        fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
+            Ok(vec![TextPiece { text: format!("whole {}", audio.len()), start_ms: 0, end_ms: 100 }])
+        }
+        fn transcribe_words_after(
+            &mut self,
+            audio: &[f32],
+            before: &str,
+            _: Interrupt,
+        ) -> Result<Vec<TextPiece>, TranscribeError> {
+            Ok(vec![TextPiece { text: format!("after '{before}' {}", audio.len()), start_ms: 0, end_ms: 100 }])
+        }
+    }
+    struct CallsFactory;
+    impl TranscriberFactory for CallsFactory {
+        fn create(&self) -> Result<Box<dyn Transcriber>, TranscribeError> {
+            Ok(Box::new(Calls))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_partial_after_a_settled_prefix_reads_only_the_rest_with_the_prefix_as_context() {
+        let settings = EngineSettings { workers: 1, queue_depth: 4, queue_wait_ms: 1000, ..Default::default() };
+        let engine = Engine::start(Arc::new(CallsFactory), &settings).unwrap();
+        let prefix = AgreedPrefix {
+            pieces: vec![TextPiece { text: "We paged the on-call.".into(), start_ms: 0, end_ms: 1_900 }],
+            cut_ms: 2_000,
+        };
+        let clip = vec![0.0; 16 * 5_000];
+        let pieces = engine.transcribe_stretch(clip.clone(), JobKind::Partial, Some(prefix)).await.unwrap();
+        let texts: Vec<_> = pieces.iter().map(|p| (p.text.as_str(), p.start_ms)).collect();
+        assert_eq!(texts, [("We paged the on-call.", 0), ("after 'We paged the on-call.' 48000", 2_000)]);
+        // Without a prefix, the whole clip.
+        let pieces = engine.transcribe_stretch(clip, JobKind::Partial, None).await.unwrap();
+        assert_eq!(pieces[0].text, "whole 80000");
+    }
+
     #[tokio::test]
     async fn dropping_the_engine_stops_the_workers() {
         let counter = Arc::new(AtomicUsize::new(0));
