@@ -210,13 +210,11 @@ impl Engine {
                         let started = Instant::now();
                         shared.busy_workers.fetch_add(1, Ordering::SeqCst);
                         let result = match kind {
-                            JobKind::Partial => {
-                                let interrupt = Interrupt::when_waiting(&shared.outranking_partials);
-                                match &before {
-                                    Some(before) => transcriber.transcribe_words_after(&audio, before, interrupt),
-                                    None => transcriber.transcribe_words(&audio, interrupt),
-                                }
-                            }
+                            JobKind::Partial => transcriber.transcribe_words(
+                                &audio,
+                                before.as_deref(),
+                                Interrupt::when_waiting(&shared.outranking_partials),
+                            ),
                             JobKind::Pause => transcriber
                                 .transcribe_interruptible(&audio, Interrupt::when_waiting(&shared.urgent_waiting)),
                             JobKind::Closing | JobKind::Final => match &before {
@@ -507,13 +505,18 @@ mod tests {
         fn transcribe(&mut self, audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
             Ok(vec![TextPiece { text: format!("whole {}", audio.len()), start_ms: 0, end_ms: 100 }])
         }
-        fn transcribe_words_after(
+        fn transcribe_words(
             &mut self,
             audio: &[f32],
-            before: &str,
+            before: Option<&str>,
             _: Interrupt,
         ) -> Result<Vec<TextPiece>, TranscribeError> {
-            Ok(vec![TextPiece { text: format!("after '{before}' {}", audio.len()), start_ms: 0, end_ms: 100 }])
+            match before {
+                Some(before) => {
+                    Ok(vec![TextPiece { text: format!("after '{before}' {}", audio.len()), start_ms: 0, end_ms: 100 }])
+                }
+                None => self.transcribe(audio),
+            }
         }
     }
     struct CallsFactory;

@@ -71,22 +71,18 @@ pub trait Transcriber: Send {
 
     /// A hypothesis for a stretch still open: like [`Transcriber::transcribe_interruptible`], but
     /// one piece per word, so that two successive hypotheses can agree on the words before a
-    /// pause inside the stretch (see `session::agreement`). Transcribers without word times
-    /// give their usual pieces.
-    fn transcribe_words(&mut self, audio: &[f32], interrupt: Interrupt) -> Result<Vec<TextPiece>, TranscribeError> {
-        self.transcribe_interruptible(audio, interrupt)
-    }
-
-    /// Like [`Transcriber::transcribe_words`], for audio that follows `before`, text already
-    /// settled (see [`Transcriber::transcribe_after`]).
-    fn transcribe_words_after(
+    /// pause inside the stretch (see `session::agreement`); `before` is the stretch's settled
+    /// text when the audio is the rest after it (see [`Transcriber::transcribe_after`]).
+    /// Transcribers without word times give their usual pieces, those without a prompt ignore
+    /// `before`.
+    fn transcribe_words(
         &mut self,
         audio: &[f32],
-        before: &str,
+        before: Option<&str>,
         interrupt: Interrupt,
     ) -> Result<Vec<TextPiece>, TranscribeError> {
         let _ = before;
-        self.transcribe_words(audio, interrupt)
+        self.transcribe_interruptible(audio, interrupt)
     }
 
     /// Like [`Transcriber::transcribe`], for audio that follows `before`, text already settled:

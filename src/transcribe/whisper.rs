@@ -204,17 +204,13 @@ impl Transcriber for WhisperTranscriber {
         self.run(audio, Some(interrupt), Pieces::Segments)
     }
 
-    fn transcribe_words(&mut self, audio: &[f32], interrupt: Interrupt) -> Result<Vec<TextPiece>, TranscribeError> {
-        self.run(audio, Some(interrupt), Pieces::Words)
-    }
-
-    fn transcribe_words_after(
+    fn transcribe_words(
         &mut self,
         audio: &[f32],
-        before: &str,
+        before: Option<&str>,
         interrupt: Interrupt,
     ) -> Result<Vec<TextPiece>, TranscribeError> {
-        self.run_after(audio, Some(before), Some(interrupt), Pieces::Words)
+        self.run_after(audio, before, Some(interrupt), Pieces::Words)
     }
 
     /// The settled text follows the filler prompt. Without that context the rest of a stretch
