@@ -37,4 +37,5 @@ endfunction()
 
 include("${CMAKE_CURRENT_LIST_DIR}/whisper-patches/amx-q8_0.cmake")
 include("${CMAKE_CURRENT_LIST_DIR}/whisper-patches/dtw-on-request.cmake")
+include("${CMAKE_CURRENT_LIST_DIR}/whisper-patches/draft-tokens.cmake")
 include("${CMAKE_CURRENT_LIST_DIR}/whisper-patches/encoder-abort.cmake")

@@ -93,6 +93,12 @@ pub struct EngineSettings {
     /// (`scripts/whisper-patches/dtw-on-request.cmake`).
     #[arg(long, env = "VIVA_DTW_WORD_TIMES", default_value_t = true, action = clap::ArgAction::Set)]
     pub dtw_word_times: bool,
+
+    /// Hand each whisper call the tokens a recent call read from the same start of audio with the
+    /// same prompt (a live stretch is read again every second as it grows), checked in one
+    /// decoder pass instead of one pass per token (`scripts/whisper-patches/draft-tokens.cmake`).
+    #[arg(long, env = "VIVA_DRAFT_TOKENS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub draft_tokens: bool,
 }
 
 /// Whisper continues in the style of its prompt: even a lone filler keeps "um" and "uh" in its
@@ -220,6 +226,7 @@ impl Default for EngineSettings {
             initial_prompt: DEFAULT_INITIAL_PROMPT.to_string(),
             flash_attn: false,
             dtw_word_times: true,
+            draft_tokens: true,
         }
     }
 }

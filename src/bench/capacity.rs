@@ -44,6 +44,7 @@ impl ChildServer {
             .env("VIVA_TRIM_AUDIO_CTX", args.engine.trim_audio_ctx.to_string())
             .env("VIVA_FLASH_ATTN", args.engine.flash_attn.to_string())
             .env("VIVA_DTW_WORD_TIMES", args.engine.dtw_word_times.to_string())
+            .env("VIVA_DRAFT_TOKENS", args.engine.draft_tokens.to_string())
             .env("VIVA_STRETCH_SOFT_MAX_MS", args.limits.stretch_soft_max_ms.to_string())
             .stdout(Stdio::null())
             .stderr(Stdio::null());

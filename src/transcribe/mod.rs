@@ -2,6 +2,7 @@
 //! fake can stand in for fast unit tests. [`Engine`] runs transcribers on dedicated worker threads
 //! behind a bounded queue, so whisper never blocks the async runtime and overload is refused.
 
+mod drafts;
 mod engine;
 mod whisper;
 

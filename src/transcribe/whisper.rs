@@ -10,6 +10,7 @@ use whisper_rs::{
     WhisperState,
 };
 
+use super::drafts::{Drafts, DRAFTS_KEPT};
 use super::{is_non_speech, Interrupt, TextPiece, TranscribeError, Transcriber, TranscriberFactory};
 
 /// Whisper's encoder sees 50 positions per second of audio (16 kHz / hop 160 / conv stride 2).
@@ -94,6 +95,8 @@ pub struct WhisperFactory {
     pub trim_audio_ctx: bool,
     /// Text whisper sees as preceding speech; a prompt written with fillers keeps them in output.
     pub initial_prompt: Option<String>,
+    /// Recent calls' tokens, shared by the workers (`None`: calls get no draft).
+    pub drafts: Option<Arc<Drafts>>,
 }
 
 impl WhisperFactory {
@@ -104,6 +107,7 @@ impl WhisperFactory {
             threads: settings.threads_per_worker,
             trim_audio_ctx: settings.trim_audio_ctx,
             initial_prompt: (!prompt.is_empty()).then(|| prompt.to_string()),
+            drafts: settings.draft_tokens.then(|| Arc::new(Drafts::new(DRAFTS_KEPT))),
         }
     }
 }
@@ -120,8 +124,10 @@ impl WhisperFactory {
             threads: self.threads.max(1),
             trim_audio_ctx: self.trim_audio_ctx,
             initial_prompt: self.initial_prompt.clone(),
+            drafts: self.drafts.clone(),
             last_windows: 0,
             last_decodes: 0,
+            last_drafted: 0,
             eot: self.context.token_eot(),
         })
     }
@@ -138,11 +144,14 @@ pub struct WhisperTranscriber {
     threads: usize,
     trim_audio_ctx: bool,
     initial_prompt: Option<String>,
+    drafts: Option<Arc<Drafts>>,
     /// Windows whisper took for the last clip, its own and the rest-of-clip passes.
     last_windows: usize,
     /// Times the last clip was decoded: more than one when a decoding loop made it read again
     /// with less context.
     last_decodes: usize,
+    /// Decoding steps of the last clip served by a draft (`scripts/whisper-patches/draft-tokens.cmake`).
+    last_drafted: usize,
     /// The first special token: ids from here on are not text.
     eot: i32,
 }
@@ -161,6 +170,12 @@ impl WhisperTranscriber {
     /// How many times the last clip was decoded (1 when whisper read it at the first try).
     pub fn last_decodes(&self) -> usize {
         self.last_decodes
+    }
+
+    /// How many decoding steps of the last clip took their logits from a draft: a recent call's
+    /// tokens over the same start of audio with the same prompt.
+    pub fn last_drafted(&self) -> usize {
+        self.last_drafted
     }
 }
 
@@ -316,6 +331,7 @@ impl WhisperTranscriber {
         // loop ("The low air. The low air. …"): then the clip is decoded again with less of it,
         // down to none.
         self.last_decodes = 0;
+        self.last_drafted = 0;
         let initial = self.initial_prompt.clone();
         let with_before = before.map(|b| format!("{} {b}", initial.as_deref().unwrap_or_default()).trim().to_string());
         for prompt in [with_before, initial].into_iter().flatten() {
@@ -458,11 +474,23 @@ impl WhisperTranscriber {
         if let Some(prompt) = prompt {
             params.set_initial_prompt(prompt);
         }
+        let draft_key = self.drafts.as_ref().map(|_| Drafts::key(prompt, audio));
+        let draft = self.drafts.as_ref().zip(draft_key).and_then(|(drafts, key)| drafts.get(key)).unwrap_or_default();
+        // SAFETY: the patched whisper.cpp copies the draft; the call below runs on this thread,
+        // which is the one whose draft it takes.
+        unsafe { viva_whisper_set_draft(draft.as_ptr(), draft.len() as i32) };
         let started = std::time::Instant::now();
         let result = self.state.full(params, audio);
         let elapsed = started.elapsed();
+        // SAFETY: plain reads of this thread's figures from the call that just ended.
+        let drafted = unsafe { viva_whisper_drafted() };
+        self.last_drafted += drafted.max(0) as usize;
+        let stopped = interrupt.as_ref().is_some_and(Interrupt::requested);
+        if let (Some(drafts), Some(key), true) = (&self.drafts, draft_key, result.is_ok() && !stopped) {
+            drafts.put(key, produced_tokens());
+        }
         // An aborted decode may still return Ok with part of the text: never trust it.
-        if interrupt.as_ref().is_some_and(Interrupt::requested) {
+        if stopped {
             return Err(TranscribeError::Interrupted);
         }
         result.map_err(|e| TranscribeError::Failed(format!("whisper failed: {e}")))?;
@@ -500,10 +528,36 @@ impl WhisperTranscriber {
             prompt = prompt.is_some(),
             words = cut == Pieces::Words,
             windows = windows.get(),
+            draft = draft.len(),
+            drafted,
             elapsed_ms = elapsed.as_millis() as u64,
             "whisper call"
         );
         Ok(Window { pieces, text, end_ms, wants_more: windows.get() > 1 })
+    }
+}
+
+// The draft-token entry points viva's patch adds to whisper.cpp
+// (scripts/whisper-patches/draft-tokens.cmake). Each works on the calling thread's own draft.
+extern "C" {
+    /// Sets the draft for this thread's next whisper call.
+    fn viva_whisper_set_draft(tokens: *const i32, n_tokens: i32);
+    /// Copies up to `capacity` of the tokens this thread's last call sampled in its first window;
+    /// returns how many there are.
+    fn viva_whisper_produced(out: *mut i32, capacity: i32) -> i32;
+    /// How many decoding steps of this thread's last call took their logits from its draft.
+    fn viva_whisper_drafted() -> i32;
+}
+
+/// The tokens this thread's last whisper call sampled in its first window (no end-of-text).
+fn produced_tokens() -> Vec<i32> {
+    // SAFETY: the first call only counts; the second copies at most `n` ids into a buffer of `n`.
+    unsafe {
+        let n = viva_whisper_produced(std::ptr::null_mut(), 0).max(0);
+        let mut tokens = vec![0i32; n as usize];
+        let copied = viva_whisper_produced(tokens.as_mut_ptr(), n).clamp(0, n);
+        tokens.truncate(copied as usize);
+        tokens
     }
 }
 

@@ -43,7 +43,15 @@ pub fn engine() -> Engine {
     ENGINE
         .get_or_init(|| {
             let context = load_whisper(&model_path()).expect("model loads");
-            let settings = EngineSettings { workers: 1, threads_per_worker: 2, queue_depth: 16, ..Default::default() };
+            // VIVA_DRAFT_TOKENS=false turns drafts off, to measure what they change (tests/agreement.rs).
+            let draft_tokens = std::env::var("VIVA_DRAFT_TOKENS").map_or(true, |v| v != "false");
+            let settings = EngineSettings {
+                workers: 1,
+                threads_per_worker: 2,
+                queue_depth: 16,
+                draft_tokens,
+                ..Default::default()
+            };
             let factory = WhisperFactory::new(context, &settings);
             Engine::start(Arc::new(factory), &settings).expect("engine starts")
         })
