@@ -43,6 +43,7 @@ fn a_growing_stretch_is_read_from_its_last_reading_with_the_same_text() {
     let without = factory(false).create_whisper().expect("whisper state").transcribe_clip(&audio).expect("read");
 
     let mut whisper = factory(true).create_whisper().expect("whisper state");
+    whisper.set_draft_scope(Some(1));
     // Partials every second as the candidate speaks, then the stretch's final reading.
     let mut partials = Vec::new();
     for seconds in [3, 4, 5, 6, 7] {
@@ -69,12 +70,30 @@ fn a_growing_stretch_is_read_from_its_last_reading_with_the_same_text() {
 }
 
 #[test]
-fn without_drafts_nothing_is_drafted() {
+fn without_drafts_or_a_scope_nothing_is_drafted() {
     let audio = stretch();
-    let mut whisper = factory(false).create_whisper().expect("whisper state");
+    for (draft_tokens, scope) in [(false, Some(1)), (true, None)] {
+        let mut whisper = factory(draft_tokens).create_whisper().expect("whisper state");
+        whisper.set_draft_scope(scope);
+        whisper.transcribe_clip(&audio[..16_000 * 4]).expect("read");
+        whisper.transcribe_clip(&audio).expect("read");
+        assert_eq!(whisper.last_drafted(), 0, "drafts {draft_tokens}, scope {scope:?}");
+    }
+}
+
+#[test]
+fn readings_in_another_scope_are_no_draft() {
+    let audio = stretch();
+    let mut whisper = factory(true).create_whisper().expect("whisper state");
+    whisper.set_draft_scope(Some(1));
     whisper.transcribe_clip(&audio[..16_000 * 4]).expect("read");
+    whisper.set_draft_scope(Some(2));
     whisper.transcribe_clip(&audio).expect("read");
     assert_eq!(whisper.last_drafted(), 0);
+    // Back in the first stream, its own reading serves.
+    whisper.set_draft_scope(Some(1));
+    whisper.transcribe_clip(&audio).expect("read");
+    assert!(whisper.last_drafted() > 0);
 }
 
 /// One call as viva makes it, with `draft` as its draft: its text, its tokens (no end-of-text)

@@ -30,9 +30,11 @@ impl Drafts {
         Self { cache: Mutex::new(LruCache::new(capacity.max(1))) }
     }
 
-    /// What a call reads: its prompt and the start of its audio, bit for bit.
-    pub fn key(prompt: Option<&str>, audio: &[f32]) -> u64 {
+    /// What a call reads, and for whom: its scope (one live stream), its prompt and the start of
+    /// its audio, bit for bit.
+    pub fn key(scope: u64, prompt: Option<&str>, audio: &[f32]) -> u64 {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
+        scope.hash(&mut hasher);
         prompt.hash(&mut hasher);
         for sample in &audio[..audio.len().min(KEY_SAMPLES)] {
             sample.to_bits().hash(&mut hasher);
@@ -64,15 +66,16 @@ mod tests {
     fn a_longer_reading_of_the_same_start_finds_the_draft_and_another_start_does_not() {
         let drafts = Drafts::new(2);
         let stretch: Vec<f32> = (0..40_000).map(|i| (i as f32 * 0.01).sin()).collect();
-        let first = Drafts::key(Some("Uh."), &stretch[..20_000]);
+        let first = Drafts::key(1, Some("Uh."), &stretch[..20_000]);
         drafts.put(first, vec![50363, 314, 1101]);
         // The same stretch a second later: same start, same prompt.
-        assert_eq!(drafts.get(Drafts::key(Some("Uh."), &stretch)), Some(vec![50363, 314, 1101]));
-        // Another prompt, or audio that starts elsewhere, is another reading.
-        assert_eq!(drafts.get(Drafts::key(Some("Uh. We paged."), &stretch)), None);
-        assert_eq!(drafts.get(Drafts::key(Some("Uh."), &stretch[160..])), None);
+        assert_eq!(drafts.get(Drafts::key(1, Some("Uh."), &stretch)), Some(vec![50363, 314, 1101]));
+        // Another stream, another prompt, or audio that starts elsewhere, is another reading.
+        assert_eq!(drafts.get(Drafts::key(2, Some("Uh."), &stretch)), None);
+        assert_eq!(drafts.get(Drafts::key(1, Some("Uh. We paged."), &stretch)), None);
+        assert_eq!(drafts.get(Drafts::key(1, Some("Uh."), &stretch[160..])), None);
         // Nothing sampled, nothing kept.
-        let other = Drafts::key(None, &stretch);
+        let other = Drafts::key(1, None, &stretch);
         drafts.put(other, Vec::new());
         assert_eq!(drafts.get(other), None);
     }
@@ -82,9 +85,9 @@ mod tests {
         let drafts = Drafts::new(2);
         let clip = |n: usize| vec![n as f32; 100];
         for n in 0..3 {
-            drafts.put(Drafts::key(None, &clip(n)), vec![n as i32]);
+            drafts.put(Drafts::key(1, None, &clip(n)), vec![n as i32]);
         }
-        assert_eq!(drafts.get(Drafts::key(None, &clip(0))), None);
-        assert_eq!(drafts.get(Drafts::key(None, &clip(2))), Some(vec![2]));
+        assert_eq!(drafts.get(Drafts::key(1, None, &clip(0))), None);
+        assert_eq!(drafts.get(Drafts::key(1, None, &clip(2))), Some(vec![2]));
     }
 }

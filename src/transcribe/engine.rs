@@ -54,6 +54,8 @@ struct Job {
     audio: Vec<f32>,
     /// Settled text the audio follows, for whisper's context.
     before: Option<String>,
+    /// The live stream the job reads for, whose earlier readings may serve as drafts.
+    draft_scope: Option<u64>,
     reply: Reply,
     /// Room in the queue, given back when a worker takes the job.
     _room: OwnedSemaphorePermit,
@@ -168,6 +170,8 @@ pub struct Engine {
     room: Arc<Semaphore>,
     queue_wait: Duration,
     workers: usize,
+    /// Stamped on this handle's jobs (see [`Engine::with_draft_scope`]).
+    draft_scope: Option<u64>,
 }
 
 impl Engine {
@@ -201,7 +205,9 @@ impl Engine {
                         }
                     };
                     drop(ready);
-                    while let Some(Job { kind, audio, before, reply, _room: room, queued_at }) = shared.take() {
+                    while let Some(Job { kind, audio, before, draft_scope, reply, _room: room, queued_at }) =
+                        shared.take()
+                    {
                         // Taken by a worker: its place in the queue is free again.
                         drop(room);
                         if reply.is_closed() {
@@ -209,6 +215,7 @@ impl Engine {
                         }
                         let started = Instant::now();
                         shared.busy_workers.fetch_add(1, Ordering::SeqCst);
+                        transcriber.set_draft_scope(draft_scope);
                         let result = match kind {
                             JobKind::Partial => transcriber.transcribe_words(
                                 &audio,
@@ -249,7 +256,15 @@ impl Engine {
             room: Arc::new(Semaphore::new(settings.queue_depth.max(1))),
             queue_wait: Duration::from_millis(settings.queue_wait_ms),
             workers,
+            draft_scope: None,
         })
+    }
+
+    /// A handle whose jobs belong to `scope`: one live stream's readings, which hand each other
+    /// drafts (`transcribe::drafts`). Only a stream's own earlier readings serve it: candidates
+    /// never share them, and a recording read again (a benchmark's second round) gets none.
+    pub fn with_draft_scope(&self, scope: Option<u64>) -> Self {
+        Self { draft_scope: scope, ..self.clone() }
     }
 
     pub fn workers(&self) -> usize {
@@ -318,7 +333,9 @@ impl Engine {
         for waiting in shared.waiting_counters(kind) {
             waiting.fetch_add(1, Ordering::SeqCst);
         }
-        if shared.push(Job { kind, audio, before, reply, _room: room, queued_at: Instant::now() }).is_err() {
+        let job =
+            Job { kind, audio, before, draft_scope: self.draft_scope, reply, _room: room, queued_at: Instant::now() };
+        if shared.push(job).is_err() {
             for waiting in shared.waiting_counters(kind) {
                 waiting.fetch_sub(1, Ordering::SeqCst);
             }
@@ -558,5 +575,34 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         panic!("the worker still holds the queue after the engine was dropped");
+    }
+
+    /// Remembers the draft scope each call was made in.
+    struct Scopes(Arc<Mutex<Vec<Option<u64>>>>, Option<u64>);
+    impl Transcriber for Scopes {
+        fn transcribe(&mut self, _audio: &[f32]) -> Result<Vec<TextPiece>, TranscribeError> {
+            self.0.lock().unwrap().push(self.1);
+            Ok(Vec::new())
+        }
+        fn set_draft_scope(&mut self, scope: Option<u64>) {
+            self.1 = scope;
+        }
+    }
+    struct ScopesFactory(Arc<Mutex<Vec<Option<u64>>>>);
+    impl TranscriberFactory for ScopesFactory {
+        fn create(&self) -> Result<Box<dyn Transcriber>, TranscribeError> {
+            Ok(Box::new(Scopes(self.0.clone(), Some(99))))
+        }
+    }
+
+    #[tokio::test]
+    async fn each_job_is_read_in_the_draft_scope_of_the_handle_that_sent_it() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let settings = EngineSettings { workers: 1, ..Default::default() };
+        let engine = Engine::start(Arc::new(ScopesFactory(seen.clone())), &settings).unwrap();
+        engine.with_draft_scope(Some(7)).transcribe(vec![0.0], JobKind::Final).await.unwrap();
+        engine.transcribe(vec![0.0], JobKind::Final).await.unwrap();
+        engine.with_draft_scope(Some(8)).transcribe(vec![0.0], JobKind::Partial).await.unwrap();
+        assert_eq!(*seen.lock().unwrap(), vec![Some(7), None, Some(8)]);
     }
 }

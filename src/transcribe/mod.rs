@@ -93,6 +93,12 @@ pub trait Transcriber: Send {
         let _ = before;
         self.transcribe(audio)
     }
+
+    /// Whose readings the next calls belong to: calls in one scope (one live stream) hand each
+    /// other drafts (see `drafts`); `None`, no drafts. Transcribers without drafts ignore it.
+    fn set_draft_scope(&mut self, scope: Option<u64>) {
+        let _ = scope;
+    }
 }
 
 /// Makes one [`Transcriber`] per worker thread from a model loaded once.

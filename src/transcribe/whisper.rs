@@ -125,6 +125,7 @@ impl WhisperFactory {
             trim_audio_ctx: self.trim_audio_ctx,
             initial_prompt: self.initial_prompt.clone(),
             drafts: self.drafts.clone(),
+            draft_scope: None,
             last_windows: 0,
             last_decodes: 0,
             last_drafted: 0,
@@ -145,6 +146,8 @@ pub struct WhisperTranscriber {
     trim_audio_ctx: bool,
     initial_prompt: Option<String>,
     drafts: Option<Arc<Drafts>>,
+    /// Whose readings the calls are (see [`Transcriber::set_draft_scope`]); `None`: no drafts.
+    draft_scope: Option<u64>,
     /// Windows whisper took for the last clip, its own and the rest-of-clip passes.
     last_windows: usize,
     /// Times the last clip was decoded: more than one when a decoding loop made it read again
@@ -233,6 +236,10 @@ impl Transcriber for WhisperTranscriber {
     /// (0.207 for whole stretches).
     fn transcribe_after(&mut self, audio: &[f32], before: &str) -> Result<Vec<TextPiece>, TranscribeError> {
         self.run_after(audio, Some(before), None, Pieces::Segments)
+    }
+
+    fn set_draft_scope(&mut self, scope: Option<u64>) {
+        self.draft_scope = scope;
     }
 }
 
@@ -474,7 +481,7 @@ impl WhisperTranscriber {
         if let Some(prompt) = prompt {
             params.set_initial_prompt(prompt);
         }
-        let draft_key = self.drafts.as_ref().map(|_| Drafts::key(prompt, audio));
+        let draft_key = self.drafts.as_ref().zip(self.draft_scope).map(|(_, scope)| Drafts::key(scope, prompt, audio));
         let draft = self.drafts.as_ref().zip(draft_key).and_then(|(drafts, key)| drafts.get(key)).unwrap_or_default();
         // SAFETY: the patched whisper.cpp copies the draft; the call below runs on this thread,
         // which is the one whose draft it takes.

@@ -138,7 +138,7 @@ impl Conn {
 
     /// Queues a closed stretch; `Closing` when the candidate is waiting for the answer.
     pub(super) fn schedule_final(&mut self, index: usize, mut job: StretchJob, kind: JobKind) {
-        let engine = self.state.engine.clone();
+        let engine = self.engine();
         let audio = std::mem::take(&mut job.audio);
         let ready = self
             .pause_decode
@@ -182,7 +182,7 @@ impl Conn {
             self.pause_decode = None; // the candidate spoke again
         }
         if let Some(mut job) = live.pause_job() {
-            let engine = self.state.engine.clone();
+            let engine = self.engine();
             let audio = std::mem::take(&mut job.audio);
             let clip_len = audio.len();
             let task = tokio::spawn(async move { engine.transcribe(audio, JobKind::Pause).await });
@@ -218,12 +218,18 @@ impl Conn {
         // as the final will: cheaper (partials read 39 % less audio on the agreement measurement),
         // and the final's words after the cut are read the way the partials read them.
         let prefix = live.agreed_prefix(&job);
-        let engine = self.state.engine.clone();
+        let engine = self.engine();
         let audio = std::mem::take(&mut job.audio);
         self.partials.push(Box::pin(async move {
             let result = engine.transcribe_stretch(audio, JobKind::Partial, prefix).await;
             (index, job, result)
         }));
+    }
+
+    /// The engine, with this stream's readings in one draft scope. A recording upload reads each
+    /// stretch once: nothing of its own to draft from.
+    pub(super) fn engine(&self) -> crate::transcribe::Engine {
+        self.state.engine.with_draft_scope((!self.upload).then_some(self.draft_scope))
     }
 
     pub(super) fn live_for(&mut self, index: usize) -> Option<&mut LiveAnswer> {

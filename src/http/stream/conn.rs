@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Each stream's own scope for whisper's drafts.
+static NEXT_DRAFT_SCOPE: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+
 impl Conn {
     pub(super) fn new(
         state: AppState,
@@ -26,6 +29,7 @@ impl Conn {
             writer: Some(writer),
             spec: None,
             upload: false,
+            draft_scope: NEXT_DRAFT_SCOPE.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             upload_bytes: 0,
             audio_bucket,
             idle_deadline,

@@ -234,6 +234,9 @@ struct Conn {
     spec: Option<AudioSpec>,
     /// The stream declared a recording upload: no rate limit, a byte cap per answer instead.
     upload: bool,
+    /// This stream's scope for whisper's drafts: its own earlier readings of a stretch serve its
+    /// later ones, nobody else's (`transcribe::drafts`).
+    draft_scope: u64,
     /// Audio bytes received for the current answer (counted against the upload cap).
     upload_bytes: u64,
     /// Audio (ms) the stream may still send at once; refilled at the allowed rate.
