@@ -94,8 +94,8 @@ pub struct EngineSettings {
     #[arg(long, env = "VIVA_DTW_WORD_TIMES", default_value_t = true, action = clap::ArgAction::Set)]
     pub dtw_word_times: bool,
 
-    /// Hand each whisper call the tokens a recent call read from the same start of audio with the
-    /// same prompt (a live stretch is read again every second as it grows), checked in one
+    /// Hand each whisper call the tokens the same stream's last call read from the same start of
+    /// audio with the same prompt (a live stretch is read again every second as it grows), checked in one
     /// decoder pass instead of one pass per token (`scripts/whisper-patches/draft-tokens.cmake`).
     #[arg(long, env = "VIVA_DRAFT_TOKENS", default_value_t = true, action = clap::ArgAction::Set)]
     pub draft_tokens: bool,

@@ -15,9 +15,9 @@
 # tokens sampled are the ones fed. The first token that differs ends the batch: the positions fed
 # past it are removed from the self-attention cache, and the draft is searched again from there
 # (a reading that segments the audio differently, with another timestamp, rejoins it two tokens
-# later). Every token is still sampled from
-# logits of the tokens actually chosen before it, so the text is what the call would have given
-# without a draft, give or take rounding between a batched and a one-token pass (tests/drafts.rs).
+# later). Every token is still sampled from logits of the tokens actually chosen before it, so the
+# text is what the call would have given without a draft, give or take rounding between a batched
+# and a one-token pass (tests/drafts.rs).
 #
 # The draft is per thread (viva calls whisper on the worker's own thread): viva_whisper_set_draft
 # sets it for the next call, which takes it (a call without one decodes as before), and
@@ -77,8 +77,8 @@ int whisper_full_with_state(
 viva_patch("src/whisper.cpp"
   "            for (int i = 0, n_max = whisper_n_text_ctx(ctx)/2 - 4; i < n_max; ++i) {
 "
-  "            // viva: draft tokens: while on, every token sampled so far is the draft's; the rows of
-            // the last batch fed at step viva_i0 serve steps viva_i0 .. viva_i0 + viva_rows - 1
+  "            // viva: draft tokens: the rows of the last batch fed at step viva_i0 serve the steps
+            // after it for as long as the tokens sampled are the ones fed
             const bool viva_on = !viva_call_draft.empty() && seek == seek_start && n_decoders_cur == 1 &&
                 params.strategy == whisper_sampling_strategy::WHISPER_SAMPLING_GREEDY;
             int viva_i0 = 0;      // the step whose batch fed the rows

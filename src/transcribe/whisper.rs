@@ -481,8 +481,12 @@ impl WhisperTranscriber {
         if let Some(prompt) = prompt {
             params.set_initial_prompt(prompt);
         }
-        let draft_key = self.drafts.as_ref().zip(self.draft_scope).map(|(_, scope)| Drafts::key(scope, prompt, audio));
-        let draft = self.drafts.as_ref().zip(draft_key).and_then(|(drafts, key)| drafts.get(key)).unwrap_or_default();
+        // Drafts only with drafts on and inside a stream's scope.
+        let drafts = match (&self.drafts, self.draft_scope) {
+            (Some(drafts), Some(scope)) => Some((drafts, Drafts::key(scope, prompt, audio))),
+            _ => None,
+        };
+        let draft = drafts.and_then(|(drafts, key)| drafts.get(key)).unwrap_or_default();
         // SAFETY: the patched whisper.cpp copies the draft; the call below runs on this thread,
         // which is the one whose draft it takes.
         unsafe { viva_whisper_set_draft(draft.as_ptr(), draft.len() as i32) };
@@ -493,7 +497,7 @@ impl WhisperTranscriber {
         let drafted = unsafe { viva_whisper_drafted() };
         self.last_drafted += drafted.max(0) as usize;
         let stopped = interrupt.as_ref().is_some_and(Interrupt::requested);
-        if let (Some(drafts), Some(key), true) = (&self.drafts, draft_key, result.is_ok() && !stopped) {
+        if let (Some((drafts, key)), true) = (drafts, result.is_ok() && !stopped) {
             drafts.put(key, produced_tokens());
         }
         // An aborted decode may still return Ok with part of the text: never trust it.
