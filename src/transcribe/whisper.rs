@@ -524,6 +524,15 @@ impl WhisperTranscriber {
             let not_speech =
                 segment.no_speech_probability() > NO_SPEECH_PROBABILITY && confidence < UNSURE_MEAN_LOG_PROBABILITY;
             if not_speech || confidence < INVENTED_MEAN_LOG_PROBABILITY || is_non_speech(&raw) {
+                // Why a stretch's words went missing, for an operator (no text: it is the candidate's).
+                tracing::debug!(
+                    start_ms,
+                    end_ms = segment_end_ms,
+                    no_speech = segment.no_speech_probability(),
+                    confidence,
+                    chars = raw.chars().count(),
+                    "segment dropped"
+                );
                 continue;
             }
             match cut {
