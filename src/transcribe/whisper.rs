@@ -35,11 +35,21 @@ const MIN_AUDIO_CTX: usize = 384;
 const MIN_SAMPLES: usize = 16_000 + 1_600;
 /// A segment is dropped as not speech when whisper both thinks it probably is not speech and is
 /// unsure of its words (whisper.cpp's own rule: the first alone drops real speech with tiny models),
-/// or when it is very unsure of its words: measured on tiny.en, words invented for noise that got
-/// past the voice detector averaged about -2.1, real (synthetic) speech never below -1.1.
+/// or when it is very unsure of its words and its audio does not move like speech (`is_invented`).
 const NO_SPEECH_PROBABILITY: f32 = 0.6;
 const UNSURE_MEAN_LOG_PROBABILITY: f32 = -1.0;
+/// Below this mean log probability, words are taken for whisper's invention unless their audio's
+/// level moves like speech. Measured on tiny.en: words invented for noise that got past the voice
+/// detector, -1.66 to -4.8 (one a whole sentence for 2 s of white noise, at -1.99); the bench's
+/// espeak voice, never below -1.1; other espeak voices under light noise, real words at -1.68 to
+/// -1.91, which confidence alone dropped (an answer lost its last sentence).
 const INVENTED_MEAN_LOG_PROBABILITY: f32 = -1.6;
+/// Below this, words are dropped however their audio moves: they are garbled past use (no real
+/// words kept were measured under -1.91).
+const GARBLED_MEAN_LOG_PROBABILITY: f32 = -2.5;
+/// The least spread of level (`speech::level_spread_db`) taken for speech: espeak speech 15.7 dB
+/// clean and 22 to 30 under light noise; steady noise 0.7 (white) to 3.5 (brown).
+const SPEECH_LEVEL_SPREAD_DB: f32 = 10.0;
 
 /// Loads a ggml model once. Validate the file first (see `models::validate_ggml`): whisper.cpp
 /// can crash on a corrupt file rather than report it.
@@ -523,7 +533,8 @@ impl WhisperTranscriber {
             let confidence = mean_log_probability(&segment);
             let not_speech =
                 segment.no_speech_probability() > NO_SPEECH_PROBABILITY && confidence < UNSURE_MEAN_LOG_PROBABILITY;
-            if not_speech || confidence < INVENTED_MEAN_LOG_PROBABILITY || is_non_speech(&raw) {
+            let heard = || audio.get(start_ms as usize * 16..segment_end_ms as usize * 16).unwrap_or_default();
+            if not_speech || is_invented(confidence, heard) || is_non_speech(&raw) {
                 // Why a stretch's words went missing, for an operator (no text: it is the candidate's).
                 tracing::debug!(
                     start_ms,
@@ -567,6 +578,18 @@ extern "C" {
     fn viva_whisper_produced(out: *mut i32, capacity: i32) -> i32;
     /// How many decoding steps of this thread's last call took their logits from its draft.
     fn viva_whisper_drafted() -> i32;
+}
+
+/// Whether a segment's words are whisper's invention rather than speech: words it is very unsure
+/// of, unless the audio they came from (`heard`, read only then) rises and falls like speech;
+/// whisper is as unsure of real words in an unfamiliar voice as of what it invents for noise, but
+/// the noise that fools the voice detector is steady. Garbled words go whatever their audio.
+fn is_invented<'a>(confidence: f32, heard: impl FnOnce() -> &'a [f32]) -> bool {
+    if confidence < GARBLED_MEAN_LOG_PROBABILITY {
+        return true;
+    }
+    confidence < INVENTED_MEAN_LOG_PROBABILITY
+        && !crate::speech::level_spread_db(heard()).is_some_and(|spread| spread >= SPEECH_LEVEL_SPREAD_DB)
 }
 
 /// The tokens this thread's last whisper call sampled in its first window (no end-of-text).
@@ -683,7 +706,10 @@ pub fn plain_transcribe(context: &WhisperContext, threads: usize, audio: &[f32])
 
 #[cfg(test)]
 mod tests {
-    use super::{audio_ctx_for, dtw_preset, is_repetitive, window_audio_ctx, words_from_tokens, TextPiece, TokenTime};
+    use super::{
+        audio_ctx_for, dtw_preset, is_invented, is_repetitive, window_audio_ctx, words_from_tokens, TextPiece,
+        TokenTime,
+    };
     use whisper_rs::DtwModelPreset;
 
     #[test]
@@ -755,6 +781,23 @@ mod tests {
             "We rolled back the deploy, paged the on-call engineer and posted updates every thirty minutes."
         )));
         assert!(!is_repetitive(&pieces("Yes, yes, yes.")));
+    }
+
+    #[test]
+    fn unsure_words_are_kept_only_from_audio_that_moves_like_speech() {
+        let steady: Vec<f32> = (0..32_000).map(|i| if i % 2 == 0 { 0.02 } else { -0.02 }).collect();
+        let syllables: Vec<f32> = (0..32_000)
+            .map(|i| if (i / 2_400) % 2 == 0 { 0.3 } else { 0.003 } * if i % 2 == 0 { 1.0 } else { -1.0 })
+            .collect();
+        // Sure words stay, whatever the audio (which is then not even read).
+        assert!(!is_invented(-0.4, || panic!("read")));
+        assert!(!is_invented(-1.59, || &steady));
+        // Unsure words stay where the audio rises and falls, and go where it is steady or silent.
+        assert!(!is_invented(-1.68, || &syllables));
+        assert!(is_invented(-1.99, || &steady));
+        assert!(is_invented(-1.7, || &[]));
+        // Garbled words go whatever the audio.
+        assert!(is_invented(-2.87, || &syllables));
     }
 
     #[test]
